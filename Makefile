@@ -1,0 +1,40 @@
+# speechbrain-sense: one-command setup, test and demo.
+#   make demo   -> tiny SENSE training on a synthetic multilingual corpus
+#   make test   -> install, lint, then the full test suite (CPU only)
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+# torchaudio 2.11 links against the CUDA build of torch; the CPU-only 2.13
+# wheel cannot load it. The CUDA build runs fine on CPU-only machines.
+TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
+LINT_PATHS := speechbrain_sense recipes tests bench setup.py
+
+.PHONY: install lint test demo clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	$(PIP) install -q $(TORCH_PINS)
+	$(PIP) install -q -e ".[dev,demo]" $(TORCH_PINS)
+	touch $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/yamllint -s .
+	$(VENV)/bin/codespell $(LINT_PATHS) docs README.md hparams
+
+test: install lint
+	$(PY) -m pytest -q
+
+# The tiny SENSE recipe: synthesises a 4-language corpus and a tiny random
+# w2v-BERT on first use, trains on CPU, prints the retrieval table.
+demo: install
+	cd recipes/CommonVoice/SENSE && $(abspath $(PY)) train.py hparams/sense_tiny.yaml
+
+clean:
+	rm -rf $(VENV) recipes/*/*/results

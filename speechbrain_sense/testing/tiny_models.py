@@ -1,0 +1,299 @@
+"""Tiny, randomly initialised but real HuggingFace models saved to disk.
+
+The recipes load every pretrained component from a hub id *or* a local
+directory through ``from_pretrained``. There is no model hub on CI, so the
+tests (and ``make demo``) write miniature versions of the real architectures
+to a directory and load them through exactly the code path a user's
+``facebook/w2v-bert-2.0`` or ``BAAI/bge-m3`` would take:
+
+* :func:`save_tiny_w2v_bert`: a ``Wav2Vec2BertModel`` (the w2v-BERT 2.0
+  Conformer) plus its ``SeamlessM4TFeatureExtractor`` config, so that
+  SpeechBrain's ``W2VBert`` and ``AutoFeatureExtractor`` load it;
+* :func:`save_tiny_xlm_roberta`: an ``XLMRobertaModel`` (BGE-M3's
+  architecture) with a real unigram tokenizer trained by SentencePiece on the
+  package's multilingual sentence lists.
+
+Both take milliseconds per forward pass on a CPU.
+
+Authors
+ * speechbrain-sense developers 2026
+"""
+
+import io
+from pathlib import Path
+
+import torch
+
+SENTENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "sentences"
+
+# Used only when the packaged sentence lists are missing (e.g. a partial
+# checkout); enough text for SentencePiece to learn a small vocabulary.
+_FALLBACK_TEXT = [
+    "the weather is nice today and we are going to the park",
+    "le temps est beau aujourd'hui et nous allons au parc",
+    "das Wetter ist heute schön und wir gehen in den Park",
+    "hace buen tiempo hoy y vamos al parque",
+    "сегодня хорошая погода и мы идём в парк",
+    "امروز هوا خوب است و ما به پارک می‌رویم",
+]
+
+
+def save_tiny_w2v_bert(
+    out_dir,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=64,
+    conv_kernel_size=5,
+    seed=0,
+):
+    """Writes a tiny random w2v-BERT 2.0 model and its feature extractor.
+
+    Same architecture family as ``facebook/w2v-bert-2.0`` (Conformer layers,
+    relative-key attention, 80-bin fbank stacked by 2 into 160-d frames at
+    50 Hz), only narrower and shallower.
+
+    Arguments
+    ---------
+    out_dir : str or Path
+        Directory to write ``config.json``, the weights and
+        ``preprocessor_config.json`` into (created if missing).
+    hidden_size : int
+        Model width (1024 in w2v-BERT 2.0).
+    num_layers : int
+        Number of Conformer layers (24 in w2v-BERT 2.0).
+    num_heads : int
+        Attention heads (16 in w2v-BERT 2.0).
+    intermediate_size : int
+        Feed-forward width (4096 in w2v-BERT 2.0).
+    conv_kernel_size : int
+        Depthwise convolution kernel of the Conformer (31 in the real one).
+    seed : int
+        Seed of the random initialisation (same seed, same weights).
+
+    Returns
+    -------
+    Path
+        ``out_dir``, ready for ``from_pretrained``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import Wav2Vec2BertModel
+    >>> d = save_tiny_w2v_bert(tempfile.mkdtemp())
+    >>> Wav2Vec2BertModel.from_pretrained(d).config.hidden_size
+    32
+    """
+    from transformers import (
+        SeamlessM4TFeatureExtractor,
+        Wav2Vec2BertConfig,
+        Wav2Vec2BertModel,
+    )
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = Wav2Vec2BertConfig(
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        output_hidden_size=hidden_size,
+        conv_depthwise_kernel_size=conv_kernel_size,
+        # Same positional scheme and masking defaults as the real model.
+        position_embeddings_type="relative_key",
+        left_max_position_embeddings=64,
+        right_max_position_embeddings=8,
+        add_adapter=False,
+        layerdrop=0.0,
+    )
+    torch.manual_seed(seed)
+    Wav2Vec2BertModel(config).save_pretrained(out_dir)
+    SeamlessM4TFeatureExtractor(
+        feature_size=80,
+        num_mel_bins=80,
+        sampling_rate=16000,
+        stride=2,
+        padding_value=1.0,
+    ).save_pretrained(out_dir)
+    return out_dir
+
+
+def _tokenizer_training_text():
+    files = sorted(SENTENCE_DIR.glob("*.txt"))
+    lines = []
+    for path in files:
+        lines.extend(
+            line.strip()
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        )
+    return lines or list(_FALLBACK_TEXT)
+
+
+def train_unigram_vocab(sentences, vocab_size=600):
+    """Trains a SentencePiece unigram model and returns XLM-R's vocabulary.
+
+    The layout follows XLM-RoBERTa's: ``<s> <pad> </s> <unk>``, then the
+    SentencePiece pieces, then ``<mask>``.
+
+    Arguments
+    ---------
+    sentences : list of str
+        Training text.
+    vocab_size : int
+        Upper bound on the SentencePiece vocabulary (soft limit, small
+        corpora give fewer pieces).
+
+    Returns
+    -------
+    list of (str, float)
+        Pieces with their unigram log-probabilities.
+    """
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        minloglevel=2,
+    )
+    processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    for i in range(processor.get_piece_size()):
+        if processor.is_unknown(i) or processor.is_control(i):
+            continue
+        vocab.append((processor.id_to_piece(i), processor.get_score(i)))
+    vocab.append(("<mask>", 0.0))
+    return vocab
+
+
+def save_tiny_xlm_roberta(
+    out_dir,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=130,
+    vocab_size=600,
+    seed=0,
+):
+    """Writes a tiny random XLM-RoBERTa encoder (BGE-M3's architecture).
+
+    Arguments
+    ---------
+    out_dir : str or Path
+        Directory to write the model and its tokenizer into.
+    hidden_size : int
+        Model width (1024 in BGE-M3).
+    num_layers : int
+        Transformer layers (24 in BGE-M3).
+    num_heads : int
+        Attention heads (16 in BGE-M3).
+    intermediate_size : int
+        Feed-forward width (4096 in BGE-M3).
+    max_position_embeddings : int
+        Position table size; XLM-R reserves ``pad_token_id + 1`` of them,
+        so the longest input is two less.
+    vocab_size : int
+        SentencePiece vocabulary bound (BGE-M3: 250002).
+    seed : int
+        Seed of the random initialisation.
+
+    Returns
+    -------
+    Path
+        ``out_dir``, ready for ``AutoModel``/``AutoTokenizer``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import AutoTokenizer
+    >>> d = save_tiny_xlm_roberta(tempfile.mkdtemp())
+    >>> tok = AutoTokenizer.from_pretrained(d)
+    >>> ids = tok("hello world")["input_ids"]
+    >>> ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id
+    True
+    """
+    from transformers import (
+        XLMRobertaConfig,
+        XLMRobertaModel,
+        XLMRobertaTokenizer,
+    )
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocab = train_unigram_vocab(_tokenizer_training_text(), vocab_size)
+    tokenizer = XLMRobertaTokenizer(
+        vocab=vocab, model_max_length=max_position_embeddings - 2
+    )
+    tokenizer.save_pretrained(out_dir)
+    config = XLMRobertaConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    XLMRobertaModel(config).save_pretrained(out_dir)
+    return out_dir
+
+
+def ensure_tiny_w2v_bert(out_dir, **options):
+    """Returns ``out_dir`` holding a tiny w2v-BERT, writing it if missing.
+
+    Meant for ``!apply:`` in a yaml file (``sense_tiny.yaml``), where it runs
+    while the hyperparameters load, before the encoder that reads the
+    directory is built. Writing goes through a temporary sibling directory
+    and an atomic rename, so concurrent processes never see half a model.
+
+    Arguments
+    ---------
+    out_dir : str or Path
+        Model directory.
+    **options
+        Passed to :func:`save_tiny_w2v_bert` when the model is created; an
+        existing model whose size differs from them is an error.
+
+    Returns
+    -------
+    str
+        ``out_dir``.
+    """
+    import json
+    import os
+    import shutil
+    import tempfile
+
+    out_dir = Path(out_dir)
+    config_file = out_dir / "config.json"
+    if not config_file.exists():
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=".tiny-"))
+        save_tiny_w2v_bert(tmp, **options)
+        try:
+            os.replace(tmp, out_dir)
+        except OSError:  # another process won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+    config = json.loads(config_file.read_text())
+    expected = {
+        "hidden_size": options.get("hidden_size"),
+        "num_hidden_layers": options.get("num_layers"),
+        "num_attention_heads": options.get("num_heads"),
+        "intermediate_size": options.get("intermediate_size"),
+    }
+    for key, value in expected.items():
+        if value is not None and config[key] != value:
+            raise ValueError(
+                f"{config_file} has {key}={config[key]} but {value} was asked;"
+                " delete the directory to regenerate it"
+            )
+    return str(out_dir)
