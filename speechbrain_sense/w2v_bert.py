@@ -206,6 +206,14 @@ class SenseW2VBert(W2VBert):
         for module in frozen:
             for param in module.parameters():
                 param.requires_grad = False
+        # Without SpecAugment the mask embedding is never used: keep it out
+        # of the optimiser (and out of DDP's unused-parameter check).
+        masked_spec_embed = getattr(self.model, "masked_spec_embed", None)
+        if (
+            masked_spec_embed is not None
+            and not self.model.config.apply_spec_augment
+        ):
+            masked_spec_embed.requires_grad = False
         if gradient_checkpointing and not freeze:
             self.model.gradient_checkpointing_enable(
                 gradient_checkpointing_kwargs={"use_reentrant": False}

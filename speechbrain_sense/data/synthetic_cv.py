@@ -56,6 +56,7 @@ import torchaudio
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.data.espeak import ESpeakSynthesizer
+from speechbrain_sense.data.phrase_grammar import grammar_sentences
 
 logger = get_logger(__name__)
 
@@ -528,10 +529,12 @@ def make_synthetic_cv(
         Number of utterances (clips) per language, over all splits.
     seed : int
         Seed of every random choice (sentences, speakers, ids, noise).
-    sentences : dict, optional
+    sentences : dict or str, optional
         Language -> sentence file path, or -> list of sentences, replacing
         the built-in list of that language; needed for languages without
-        one (see :func:`builtin_languages`).
+        one (see :func:`builtin_languages`). ``"grammar"`` uses the
+        compositional sentences of
+        :mod:`speechbrain_sense.data.phrase_grammar` for every language.
     split : tuple of float
         Fractions of train / dev / test utterances (adding up to 1).
 
@@ -563,6 +566,8 @@ def make_synthetic_cv(
         raise ValueError(f"per_language must be >= 1, got {per_language}")
     per_language = int(per_language)
     fractions = _check_split(split)
+    if sentences == "grammar":
+        sentences = {lang: grammar_sentences(lang) for lang in languages}
     resolved = _resolve_sentences(languages, sentences)
 
     tts = ESpeakSynthesizer()
@@ -780,6 +785,11 @@ def main(argv=None):
         help="sentence file (one per line) replacing a built-in list",
     )
     parser.add_argument(
+        "--grammar",
+        action="store_true",
+        help="compositional subject+action+setting sentences (en,fr,de,es)",
+    )
+    parser.add_argument(
         "--split",
         type=_parse_split,
         default=(0.8, 0.1, 0.1),
@@ -788,6 +798,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         sentences = _parse_sentence_options(args.sentences)
+        if args.grammar:
+            if sentences:
+                raise ValueError("--grammar and --sentences exclude each other")
+            sentences = "grammar"
         summary = make_synthetic_cv(
             args.out,
             args.languages,

@@ -252,8 +252,9 @@ def ensure_tiny_w2v_bert(out_dir, **options):
 
     Meant for ``!apply:`` in a yaml file (``sense_tiny.yaml``), where it runs
     while the hyperparameters load, before the encoder that reads the
-    directory is built. Writing goes through a temporary sibling directory
-    and an atomic rename, so concurrent processes never see half a model.
+    directory is built. A file lock serialises concurrent processes (DDP
+    ranks) and writing goes through a temporary sibling directory and an
+    atomic rename, so no process ever sees half a model.
 
     Arguments
     ---------
@@ -268,6 +269,7 @@ def ensure_tiny_w2v_bert(out_dir, **options):
     str
         ``out_dir``.
     """
+    import fcntl
     import json
     import os
     import shutil
@@ -275,14 +277,17 @@ def ensure_tiny_w2v_bert(out_dir, **options):
 
     out_dir = Path(out_dir)
     config_file = out_dir / "config.json"
-    if not config_file.exists():
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=".tiny-"))
-        save_tiny_w2v_bert(tmp, **options)
-        try:
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Several processes (DDP ranks) load the same yaml at once: the first to
+    # take the lock writes the model, the others wait and reuse it.
+    with open(out_dir.parent / f".{out_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not config_file.exists():
+            tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=".tiny-"))
+            save_tiny_w2v_bert(tmp, **options)
+            if out_dir.exists():  # an empty or partial leftover
+                shutil.rmtree(out_dir)
             os.replace(tmp, out_dir)
-        except OSError:  # another process won the race
-            shutil.rmtree(tmp, ignore_errors=True)
     config = json.loads(config_file.read_text())
     expected = {
         "hidden_size": options.get("hidden_size"),

@@ -1,0 +1,390 @@
+#!/usr/bin/env python3
+"""Recipe for training a SENSE speech encoder on Common Voice.
+
+A w2v-BERT 2.0 encoder with length-masked attentive pooling learns to map
+an utterance onto the frozen sentence embedding (BGE-M3 in the paper) of
+its transcript, with a cosine loss, on many languages at once. Languages
+are re-balanced with the SAMU-XLSR rule and batches are built by total
+audio duration. The teacher embeds every transcript once, before training,
+into an on-disk cache. Each epoch is validated with speech-to-text
+retrieval Recall@1/5 per language; the best R@1 checkpoint is tested.
+
+To run this recipe, do the following:
+> python train.py hparams/sense_cv.yaml --data_folder=/path/to/cv
+
+Multi-GPU:
+> torchrun --nproc_per_node=8 train.py hparams/sense_cv.yaml --data_folder=...
+
+CPU demo on a synthetic corpus (generated when data_folder is empty):
+> python train.py hparams/sense_tiny.yaml
+
+Authors
+ * speechbrain-sense developers 2026
+"""
+
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.dataio.dataloader import make_dataloader
+from speechbrain.utils.distributed import if_main_process, run_on_main
+from speechbrain.utils.logger import get_logger
+
+from speechbrain_sense.audio import load_audio
+from speechbrain_sense.losses import cosine_alignment_loss, info_nce
+from speechbrain_sense.retrieval import chance_recall, speech_to_text_recall
+from speechbrain_sense.sampling import (
+    load_language_ratios,
+    utterance_weights,
+)
+from speechbrain_sense.teacher_cache import TeacherEmbeddingCache
+from speechbrain_sense.w2v_bert import W2VBertFeatures
+
+logger = get_logger(__name__)
+
+
+class SENSEBrain(sb.Brain):
+    """Teacher-student alignment of utterance and sentence embeddings."""
+
+    def compute_forward(self, batch, stage):
+        """Utterance embeddings ``[B, D]`` of a batch of features."""
+        batch = batch.to(self.device)
+        features, _ = batch.features
+        return self.modules.student(features, batch.num_frames)
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Cosine distance to the cached teacher embeddings (+ InfoNCE)."""
+        targets = batch.teacher_embedding.data
+        loss = cosine_alignment_loss(
+            predictions, targets, scale=self.hparams.loss_scale
+        )
+        if self.hparams.contrastive_weight > 0 and len(predictions) > 1:
+            loss = loss + self.hparams.contrastive_weight * info_nce(
+                predictions, targets, self.hparams.contrastive_temperature
+            )
+        if stage != sb.Stage.TRAIN:
+            self.collected["ids"].extend(batch.id)
+            self.collected["embeddings"].append(predictions.detach().cpu())
+            self.collected["sentences"].extend(batch.sentence)
+            self.collected["languages"].extend(batch.lang)
+        return loss
+
+    def init_optimizers(self):
+        """Separate optimisers for the encoder and the pooling head.
+
+        The upstream recipe built a head optimiser that was never stepped;
+        here both sit in ``optimizers_dict``, which ``fit_batch`` steps,
+        and both are checkpointed.
+        """
+        student = getattr(self.modules.student, "module", self.modules.student)
+        encoder_params = [
+            p for p in student.encoder.parameters() if p.requires_grad
+        ]
+        self.optimizers_dict = {
+            "head_optimizer": self.hparams.head_opt_class(
+                student.head.parameters()
+            )
+        }
+        if encoder_params:
+            self.optimizers_dict["encoder_optimizer"] = (
+                self.hparams.encoder_opt_class(encoder_params)
+            )
+        self.optimizer = self.optimizers_dict["head_optimizer"]
+        if self.checkpointer is not None:
+            for name, optimizer in self.optimizers_dict.items():
+                self.checkpointer.add_recoverable(name, optimizer)
+
+    def on_stage_start(self, stage, epoch=None):
+        """Resets the buffers of evaluation embeddings."""
+        self.collected = {
+            "ids": [],
+            "embeddings": [],
+            "sentences": [],
+            "languages": [],
+        }
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Retrieval metrics, LR annealing, checkpointing, metric tables."""
+        stats = {"loss": stage_loss}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        metrics = self._retrieval_metrics()
+        stats.update(
+            {
+                "cosine": metrics["cosine"],
+                "R@1": metrics["mean"]["R@1"],
+                "R@5": metrics["mean"]["R@5"],
+                "R@1_all_languages": metrics["all"]["R@1"],
+            }
+        )
+        name = "dev" if stage == sb.Stage.VALID else "test"
+        if if_main_process():
+            write_metric_tables(metrics, self.hparams.output_folder, name)
+        if stage == sb.Stage.VALID:
+            lrs = {}
+            for key, optimizer in self.optimizers_dict.items():
+                annealing = self.hparams.lr_annealing[key]
+                old, new = annealing(1.0 - stats["R@1"])
+                sb.nnet.schedulers.update_learning_rate(optimizer, new)
+                lrs[f"lr_{key.split('_')[0]}"] = old
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, **lrs},
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(
+                meta={"R@1": stats["R@1"], "epoch": epoch},
+                max_keys=["R@1"],
+                num_to_keep=self.hparams.checkpoints_to_keep,
+            )
+        else:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=stats,
+            )
+
+    def _retrieval_metrics(self):
+        """Gathers embeddings from every rank and scores retrieval."""
+        local = {
+            "ids": self.collected["ids"],
+            "embeddings": torch.cat(self.collected["embeddings"]),
+            "sentences": self.collected["sentences"],
+            "languages": self.collected["languages"],
+        }
+        shards = [local]
+        if torch.distributed.is_initialized():
+            shards = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(shards, local)
+        # Deduplicate by utterance id and sort, so every rank computes
+        # identical metrics whatever the sharding was.
+        seen = {}
+        for shard in shards:
+            for i, utt_id in enumerate(shard["ids"]):
+                seen[utt_id] = (
+                    shard["embeddings"][i],
+                    shard["sentences"][i],
+                    shard["languages"][i],
+                )
+        ids = sorted(seen)
+        embeddings = torch.stack([seen[i][0] for i in ids])
+        sentences = [seen[i][1] for i in ids]
+        languages = [seen[i][2] for i in ids]
+        cache = self.hparams.teacher_cache
+        keys = {text: cache[text] for text in set(sentences)}
+        metrics = speech_to_text_recall(
+            embeddings, keys, sentences, languages, ks=(1, 5, 10)
+        )
+        targets = torch.stack([keys[text] for text in sentences])
+        metrics["cosine"] = (
+            torch.nn.functional.cosine_similarity(embeddings, targets)
+            .mean()
+            .item()
+        )
+        return metrics
+
+
+def write_metric_tables(metrics, output_folder, name):
+    """Writes ``<name>_metrics.json`` and a markdown table of retrieval.
+
+    Arguments
+    ---------
+    metrics : dict
+        Output of ``speech_to_text_recall`` plus ``"cosine"``.
+    output_folder : str
+        Experiment folder.
+    name : str
+        ``"dev"`` or ``"test"``.
+
+    Returns
+    -------
+    str
+        The markdown table.
+    """
+    lines = [
+        f"Speech-to-text retrieval on {name} "
+        f"(mean cosine to teacher: {metrics['cosine']:.3f})",
+        "",
+        "| language | utterances | candidates | R@1 | R@5 | R@10 | chance R@1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for lang, row in metrics.items():
+        if lang == "cosine":
+            continue
+        chance = chance_recall(row["candidates"]) if lang != "mean" else None
+        lines.append(
+            f"| {lang} | {row['count']} | {row['candidates']} | "
+            f"{100 * row['R@1']:.1f} | {100 * row['R@5']:.1f} | "
+            f"{100 * row['R@10']:.1f} | "
+            + (f"{100 * chance:.1f} |" if chance is not None else "- |")
+        )
+    table = "\n".join(lines) + "\n"
+    out = Path(output_folder)
+    (out / f"{name}_metrics.md").write_text(table, encoding="utf-8")
+    (out / f"{name}_metrics.json").write_text(json.dumps(metrics, indent=1))
+    return table
+
+
+def dataio_prepare(hparams, teacher_cache):
+    """Datasets, samplers and data loaders of the three splits.
+
+    Audio decoding, 16 kHz resampling and w2v-BERT feature extraction run
+    in the DataLoader workers; the teacher target is a cache lookup.
+    """
+    data_root = {"data_root": hparams["data_folder"]}
+    datasets = {}
+    for split in ("train", "dev", "test"):
+        datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_csv(
+            csv_path=hparams[f"{split}_csv"], replacements=data_root
+        )
+    features = W2VBertFeatures(
+        hparams["encoder_source"],
+        cache_dir=hparams["pretrained_cache"],
+        sample_rate=hparams["sample_rate"],
+    )
+    sample_rate = hparams["sample_rate"]
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("features", "num_frames")
+    def audio_pipeline(wav):
+        frames = features(load_audio(wav, sample_rate))
+        yield frames
+        yield frames.shape[0]
+
+    @sb.utils.data_pipeline.takes("sentence")
+    @sb.utils.data_pipeline.provides("teacher_embedding")
+    def teacher_pipeline(sentence):
+        return teacher_cache[sentence]
+
+    keys = ["id", "features", "num_frames", "teacher_embedding"]
+    keys += ["sentence", "lang"]
+    for dataset in datasets.values():
+        dataset.add_dynamic_item(audio_pipeline)
+        dataset.add_dynamic_item(teacher_pipeline)
+        dataset.set_output_keys(keys)
+
+    loaders = {}
+    for split, dataset in datasets.items():
+        rows = dataset.data
+        durations = [float(rows[i]["duration"]) for i in dataset.data_ids]
+        if split == "train":
+            ratios = load_language_ratios(hparams["language_ratios_file"])
+            languages = [rows[i]["lang"] for i in dataset.data_ids]
+            sampler = hparams["train_sampler"](
+                durations, utterance_weights(languages, ratios)
+            )
+        else:
+            # Evaluation: every utterance once, sharded across DDP ranks.
+            sampler = hparams["eval_sampler"](durations, None)
+        loaders[split] = make_dataloader(
+            dataset, batch_sampler=sampler, **hparams["dataloader_options"]
+        )
+    return loaders
+
+
+def local_device():
+    """This process's GPU (``LOCAL_RANK`` under torchrun) or the CPU."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+
+
+def ensure_synthetic_corpus(data_folder, **options):
+    """Generates the synthetic corpus when ``data_folder`` is missing/empty."""
+    folder = Path(data_folder)
+    if folder.is_dir() and any(folder.iterdir()):
+        return
+    from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
+
+    logger.info(f"data_folder {folder} is empty: synthesising a corpus")
+    make_synthetic_cv(folder, **options)
+
+
+def build_teacher_cache(hparams):
+    """Embeds every transcript of every split once (all ranks share)."""
+    cache = TeacherEmbeddingCache(
+        hparams["teacher_cache_folder"],
+        hparams["teacher"],
+        dtype=hparams["teacher_cache_dtype"],
+    )
+    texts = []
+    for split in ("train", "dev", "test"):
+        with open(hparams[f"{split}_csv"], encoding="utf-8", newline="") as f:
+            texts.extend(row["sentence"] for row in csv.DictReader(f))
+    cache.build(
+        texts, batch_size=hparams["teacher_batch_size"], device=local_device()
+    )
+    # The teacher is no longer needed: free its (GPU) memory.
+    cache.teacher = None
+    hparams["teacher"] = None
+    torch.cuda.empty_cache()
+    return cache
+
+
+if __name__ == "__main__":
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+
+    # Demo configuration: synthesise a corpus into an empty data_folder.
+    if hparams["synthetic_corpus"]:
+        run_on_main(
+            ensure_synthetic_corpus,
+            args=[hparams["data_folder"]],
+            kwargs=hparams["synthetic_corpus"],
+        )
+
+    from common_voice_prepare import prepare_common_voice  # noqa: E402
+
+    run_on_main(
+        prepare_common_voice,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "save_folder": hparams["save_folder"],
+            "languages": hparams["languages"],
+            "min_duration": hparams["min_duration"],
+            "max_duration": hparams["max_duration"],
+            "language_alpha": hparams["language_alpha"],
+            "allow_empty_languages": hparams["allow_empty_languages"],
+            "skip_bad_rows": hparams["skip_bad_rows"],
+        },
+    )
+
+    teacher_cache = build_teacher_cache(hparams)
+    hparams["teacher_cache"] = teacher_cache
+    loaders = dataio_prepare(hparams, teacher_cache)
+
+    # Mid-epoch checkpoints resume at the right batch: the sampler's plan
+    # is a pure function of (seed, epoch).
+    hparams["checkpointer"].add_recoverable("train_loader", loaders["train"])
+    brain = SENSEBrain(
+        modules=hparams["modules"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    # Brain.fit calls train_sampler.set_epoch(epoch) every epoch (with or
+    # without DDP); the sampler re-draws and re-shuffles from it.
+    brain.train_sampler = loaders["train"].batch_sampler
+    brain.fit(
+        brain.hparams.epoch_counter,
+        loaders["train"],
+        loaders["dev"],
+    )
+    brain.evaluate(loaders["test"], max_key="R@1")
+    if if_main_process():
+        table = (Path(hparams["output_folder"]) / "test_metrics.md").read_text()
+        best = brain.checkpointer.find_checkpoint(max_key="R@1")
+        print(f"\n{table}\nTrained model (best dev R@1): {best.path}")
