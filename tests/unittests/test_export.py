@@ -1,0 +1,204 @@
+"""Exporting checkpoints (ours and the upstream SENSE recipe's) as models."""
+
+import json
+
+import pytest
+import torch
+from speechbrain.integrations.huggingface.w2v_bert import W2VBert
+from speechbrain.nnet.pooling import AttentionPooling
+
+from speechbrain_sense.export import (
+    convert_upstream_state,
+    export_model,
+    fill_template,
+    find_checkpoint,
+    read_training_hparams,
+)
+from speechbrain_sense.inference import SenseEncoder, pad_waveforms
+from speechbrain_sense.pooling import SenseEmbeddingHead
+from speechbrain_sense.student import SenseStudent
+from speechbrain_sense.w2v_bert import SenseW2VBert, w2v_bert_frame_count
+
+RESOLVED_HPARAMS = """\
+# yamllint disable
+seed: 1986
+__set_seed: !apply:speechbrain.utils.seed_everything [1986]
+data_folder: /data/cv
+languages: &id001 [en, fr]
+teacher_dim: 16
+teacher: !apply:speechbrain_sense.teachers.universal_sentence_encoder
+  threads: 2
+encoder_source: &id002 !apply:speechbrain_sense.testing.tiny_models.ensure_tiny_w2v_bert
+  out_dir: {source}
+  hidden_size: 32
+encoder: &id003 !new:speechbrain_sense.w2v_bert.SenseW2VBert
+  source: *id002
+  save_path: {source}
+  freeze: false
+head: &id004 !new:speechbrain_sense.pooling.SenseEmbeddingHead
+  input_dim: 32
+  output_dim: 16
+  activation: none
+"""
+
+
+def upstream_checkpoint(folder, source, with_projection, seed=0):
+    """What the upstream SpeechBrain SENSE recipe's Checkpointer writes."""
+    torch.manual_seed(seed)
+    encoder = W2VBert(source, save_path=source, freeze=True)
+    pooling = AttentionPooling(32)
+    modules = [pooling]
+    if with_projection:
+        modules.append(torch.nn.Linear(32, 32))
+    model = torch.nn.ModuleList(modules)
+    folder.mkdir(parents=True)
+    torch.save(encoder.state_dict(), folder / "wav2vec2.ckpt")
+    torch.save(model.state_dict(), folder / "model.ckpt")
+    return encoder.eval(), model.eval()
+
+
+@pytest.mark.parametrize("with_projection", [False, True])
+def test_upstream_checkpoint_embeds_as_upstream_did(
+    tiny_w2v_bert_dir, tmp_path, with_projection
+):
+    source = str(tiny_w2v_bert_dir)
+    encoder, model = upstream_checkpoint(
+        tmp_path / "CKPT+upstream", source, with_projection
+    )
+    # The upstream recipe's forward, one utterance at a time (its pooling
+    # is not length-masked, so batches would differ on padding).
+    generator = torch.Generator().manual_seed(0)
+    wavs = [0.1 * torch.randn(n, generator=generator) for n in (16000, 9000)]
+    expected = []
+    with torch.no_grad():
+        for wav in wavs:
+            pooled = model[0](encoder(wav[None], torch.ones(1)))
+            if with_projection:
+                pooled = model[1](pooled)
+            expected.append(torch.nn.functional.normalize(pooled, dim=-1)[0])
+    sense = SenseEncoder.from_checkpoint(
+        tmp_path, savedir=tmp_path / "out", encoder_source=source
+    )
+    padded, lens = pad_waveforms(wavs)
+    emb = sense.encode_batch(padded, lens)[:, 0]
+    assert torch.allclose(emb, torch.stack(expected), atol=1e-5)
+    head = sense.mods.embedding_model.head
+    assert (head.projection is not None) == with_projection
+    if with_projection:  # the upstream lin has no activation
+        assert len(head.projection) == 1
+    card = (tmp_path / "out" / "model" / "README.md").read_text()
+    assert "upstream SpeechBrain SENSE" in card
+
+
+def test_upstream_checkpoint_needs_the_encoder_source(
+    tiny_w2v_bert_dir, tmp_path
+):
+    upstream_checkpoint(tmp_path / "ckpt", str(tiny_w2v_bert_dir), False)
+    with pytest.raises(ValueError, match="encoder-source"):
+        export_model(tmp_path / "ckpt", tmp_path / "out")
+
+
+def test_convert_upstream_state_errors():
+    with pytest.raises(ValueError, match="no attention pooling"):
+        convert_upstream_state({}, {"0.weight": torch.zeros(2, 2)})
+    pooling = {
+        "0.attn_pooling_w.weight": torch.zeros(1, 2),
+        "0.attn_pooling_w.bias": torch.zeros(1),
+    }
+    with pytest.raises(ValueError, match="more than the pooling"):
+        convert_upstream_state(
+            {}, {**pooling, "1.weight": torch.zeros(2, 2), "2.weight": 0}
+        )
+    # a bare HuggingFace state dict gets the encoder prefix too
+    state = convert_upstream_state({"encoder.layers.0.w": 1}, pooling)
+    assert "encoder.model.encoder.layers.0.w" in state
+
+
+def recipe_output(tmp_path, source, r1s):
+    """A recipe output folder with one CKPT+* per dev R@1 in ``r1s``."""
+    out = tmp_path / "exp"
+    save = out / "save"
+    students = []
+    for i, r1 in enumerate(r1s):
+        torch.manual_seed(i)
+        student = SenseStudent(
+            SenseW2VBert(source, source),
+            SenseEmbeddingHead(32, 16, activation="none"),
+        )
+        folder = save / f"CKPT+2026-01-0{i + 1}"
+        folder.mkdir(parents=True)
+        torch.save(student.state_dict(), folder / "student.ckpt")
+        (folder / "CKPT.yaml").write_text(f"R@1: {r1}\nepoch: {i + 1}\n")
+        students.append(student.eval())
+    (out / "hyperparams.yaml").write_text(
+        RESOLVED_HPARAMS.format(source=source)
+    )
+    report = {"en": {"train": {"kept": 7, "kept_hours": 0.01}}}
+    (save / "prepare_report.json").write_text(json.dumps(report))
+    metrics = {"en": {"R@1": 0.5, "R@5": 1.0, "R@10": 1.0, "count": 4}}
+    (out / "test_metrics.json").write_text(json.dumps(metrics))
+    return out, students
+
+
+def test_recipe_export_picks_the_best_checkpoint(tiny_w2v_bert_dir, tmp_path):
+    source = str(tiny_w2v_bert_dir)
+    out, students = recipe_output(tmp_path, source, [0.2, 0.6, 0.4])
+    folder, layout = find_checkpoint(out / "save")
+    assert folder.name == "CKPT+2026-01-02" and layout == "sense"
+    model_dir = export_model(out / "save", tmp_path / "model")
+    names = {p.name for p in model_dir.iterdir()}
+    assert {
+        "hyperparams.yaml",
+        "embedding_model.ckpt",
+        "config.json",
+        "preprocessor_config.json",
+        "README.md",
+        "training_hyperparams.yaml",
+    } <= names
+    model = SenseEncoder.from_hparams(str(model_dir), savedir=tmp_path / "s")
+    head = model.mods.embedding_model.head
+    assert len(head.projection) == 1  # activation "none" from the hparams
+    wav = 0.1 * torch.randn(1, 12000, generator=torch.Generator())
+    with torch.no_grad():
+        frames = students[1].encoder(wav, torch.ones(1))
+        counts = torch.tensor([w2v_bert_frame_count(12000)])
+        expected = students[1].head(frames, counts)
+    emb = model.encode_batch(wav)[:, 0]
+    assert torch.allclose(emb, expected, atol=1e-5)
+    card = (model_dir / "README.md").read_text()
+    for fact in (
+        "en, fr",  # languages
+        "universal_sentence_encoder",  # teacher
+        "60.0%",  # dev R@1 of the chosen checkpoint
+        "/data/cv",  # training data
+        "epoch 2",
+    ):
+        assert fact in card, fact
+
+
+def test_find_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        find_checkpoint(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        find_checkpoint(tmp_path)
+
+
+def test_read_training_hparams(tmp_path):
+    path = tmp_path / "hyperparams.yaml"
+    path.write_text(RESOLVED_HPARAMS.format(source="/models/w2v"))
+    facts = read_training_hparams(path)
+    assert facts["encoder_source"] == "/models/w2v"
+    assert facts["languages"] == ["en", "fr"]
+    assert facts["activation"] == "none"
+    assert facts["teacher"] == "universal_sentence_encoder"
+    assert facts["teacher_dim"] == 16 and facts["output_norm"] is False
+    path.write_text("encoder: [unclosed\n")
+    with pytest.raises(ValueError, match="cannot parse"):
+        read_training_hparams(path)
+
+
+def test_fill_template_requires_every_value():
+    with pytest.raises(ValueError, match="no value given"):
+        fill_template({"encoder_dim": 8})
+    with pytest.raises(ValueError, match="no placeholder"):
+        fill_template({"not_a_key": 1})
