@@ -126,9 +126,10 @@ def test_ddp_two_processes_gloo(corpus, tmp_path):
     args += ["--distributed_backend=gloo", "--device=cpu"]
     log = run_recipe(args, launcher=launcher, timeout=400)
     assert "Going into epoch 1" in log
-    # Both ranks embedded a disjoint share of the transcripts.
-    shares = re.findall(r"embedded (\d+) transcripts on rank (\d)", log)
-    assert {rank for _, rank in shares} == {"0", "1"}
+    # Only the main process logs; the sharded cache build itself is tested
+    # with two ranks in test_teacher_cache.py.
+    assert re.search(r"embedded \d+ transcripts on rank 0", log)
+    assert "epoch: 1" in (out / "train_log.txt").read_text()
     assert json.loads((out / "test_metrics.json").read_text())["all"]
 
 
