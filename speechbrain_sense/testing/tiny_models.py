@@ -107,7 +107,7 @@ def save_tiny_w2v_bert(
         layerdrop=0.0,
     )
     torch.manual_seed(seed)
-    Wav2Vec2BertModel(config).save_pretrained(out_dir)
+    save_model_files(Wav2Vec2BertModel(config), out_dir)
     SeamlessM4TFeatureExtractor(
         feature_size=80,
         num_mel_bins=80,
@@ -116,6 +116,28 @@ def save_tiny_w2v_bert(
         padding_value=1.0,
     ).save_pretrained(out_dir)
     return out_dir
+
+
+def save_model_files(model, out_dir):
+    """Writes ``config.json`` and ``model.safetensors`` of a HF model.
+
+    ``PreTrainedModel.save_pretrained`` silently writes nothing on ranks
+    other than 0 once ``torch.distributed`` is initialised, which would
+    leave a DDP rank that builds a tiny model with an empty directory. The
+    files written here are the ones ``from_pretrained`` reads.
+
+    Arguments
+    ---------
+    model : transformers.PreTrainedModel
+        Model to save.
+    out_dir : Path
+        Existing directory.
+    """
+    from safetensors.torch import save_file
+
+    model.config.save_pretrained(out_dir)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, Path(out_dir) / "model.safetensors", {"format": "pt"})
 
 
 def _tokenizer_training_text():
@@ -243,7 +265,7 @@ def save_tiny_xlm_roberta(
         eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(seed)
-    XLMRobertaModel(config).save_pretrained(out_dir)
+    save_model_files(XLMRobertaModel(config), out_dir)
     return out_dir
 
 

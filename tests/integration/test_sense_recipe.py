@@ -138,7 +138,7 @@ def test_ddp_ranks_hold_identical_parameters_after_a_step(tmp_path):
     script = Path(__file__).resolve().parent / "sense_ddp_step.py"
     result_file = tmp_path / "result.json"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    subprocess.run(
+    run = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -151,10 +151,11 @@ def test_ddp_ranks_hold_identical_parameters_after_a_step(tmp_path):
             str(tmp_path),
         ],
         env=env,
-        check=True,
         timeout=300,
         capture_output=True,
+        text=True,
     )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
     result = json.loads(result_file.read_text())
     assert result["world_size"] == 2
     assert result["ddp_wrapped"] == "DistributedDataParallel"

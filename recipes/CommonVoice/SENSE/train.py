@@ -22,7 +22,6 @@ Authors
  * speechbrain-sense developers 2026
 """
 
-import csv
 import json
 import os
 import sys
@@ -37,6 +36,7 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.audio import load_audio
 from speechbrain_sense.losses import cosine_alignment_loss, info_nce
+from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.retrieval import chance_recall, speech_to_text_recall
 from speechbrain_sense.sampling import (
     load_language_ratios,
@@ -239,8 +239,9 @@ def dataio_prepare(hparams, teacher_cache):
     data_root = {"data_root": hparams["data_folder"]}
     datasets = {}
     for split in ("train", "dev", "test"):
-        datasets[split] = sb.dataio.dataset.DynamicItemDataset.from_csv(
-            csv_path=hparams[f"{split}_csv"], replacements=data_root
+        # Not DynamicItemDataset.from_csv: it would rewrite "$" in text.
+        datasets[split] = sb.dataio.dataset.DynamicItemDataset(
+            read_manifest(hparams[f"{split}_csv"], data_root)
         )
     features = W2VBertFeatures(
         hparams["encoder_source"],
@@ -314,8 +315,8 @@ def build_teacher_cache(hparams):
     )
     texts = []
     for split in ("train", "dev", "test"):
-        with open(hparams[f"{split}_csv"], encoding="utf-8", newline="") as f:
-            texts.extend(row["sentence"] for row in csv.DictReader(f))
+        manifest = read_manifest(hparams[f"{split}_csv"])
+        texts.extend(row["sentence"] for row in manifest.values())
     cache.build(
         texts, batch_size=hparams["teacher_batch_size"], device=local_device()
     )
