@@ -1,0 +1,724 @@
+"""Sense-level analysis of an adapted Backpack (the SENSIA paper's probes).
+
+Four measurements compare a Backpack adapted to a target language (or a
+baseline) with the English Backpack it started from:
+
+* **Sense entropy**: entropy (nats) of the per-token sense mixture of
+  :func:`speechbrain_sense.sensia.losses.sense_mixture_pooling` on target
+  sentences; ``log K`` means no sense stands out.
+* **Local topology**: for aligned word pairs (English word, translation),
+  the K x K cosine-similarity matrix of the English word's senses (English
+  model) against that of the translation's senses (evaluated model),
+  compared with Spearman's rho over the upper triangle. High rho: the
+  translation's senses relate to each other like the English word's do,
+  sense by sense.
+* **Global structure**: word vectors (mean of a word's senses) of the two
+  sides are mapped by an orthogonal Procrustes rotation fitted on anchor
+  pairs; the mean cosine after rotation is reported on the anchors and on
+  held-out pairs (the held-out number is the one that says something).
+* **Sense-mixture ablation**: the Backpack predicts from
+  ``sum_k sum_s alpha[k, t, s] * senses[k, s]``. Keeping the mass that each
+  source token receives, ``m[t, s] = sum_k alpha[k, t, s]``, but changing
+  how it is split over that token's senses isolates the contextual choice
+  of senses: "top1" gives all of it to the token's highest-weighted sense,
+  "uniform" spreads it evenly over the K senses. The cross-entropy change
+  on target text measures how much prediction relies on that choice.
+
+Aligned word pairs come from the bitext itself (:func:`dice_lexicon`:
+mutual-best Dice association of words co-occurring in translation pairs),
+so no dictionary is needed. Words are split into subword tokens by the
+model's tokenizer; a word's senses are the mean over its tokens.
+
+Run ``python -m speechbrain_sense.backpack.analysis --help`` for the CLI.
+
+Authors
+ * speechbrain-sense developers 2026
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from speechbrain_sense.backpack.language_modeling import next_token_nll
+from speechbrain_sense.sensia.losses import sense_entropy, sense_mixture_pooling
+
+__all__ = [
+    "ABLATIONS",
+    "analyze",
+    "corpus_sense_entropy",
+    "dice_lexicon",
+    "global_structure",
+    "local_topology",
+    "mix_senses",
+    "orthogonal_procrustes",
+    "procrustes_cosine",
+    "sense_mixture_ablation",
+    "sense_similarity",
+    "sentence_batches",
+    "spearman_rho",
+    "word_senses",
+    "words_of",
+]
+
+ABLATIONS = ("full", "top1", "uniform")
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+# ----------------------------------------------------------------------
+# Rank correlation and local topology
+# ----------------------------------------------------------------------
+
+
+def _average_ranks(x):
+    """1-based ranks of a 1-D tensor, ties sharing their mean rank."""
+    order = torch.argsort(x, stable=True)
+    _, inverse, counts = torch.unique_consecutive(
+        x[order], return_inverse=True, return_counts=True
+    )
+    ends = counts.cumsum(0).double()  # last 1-based position of each group
+    mean_rank = ends - (counts.double() - 1) / 2
+    ranks = torch.empty(len(x), dtype=torch.float64, device=x.device)
+    ranks[order] = mean_rank[inverse]
+    return ranks
+
+
+def spearman_rho(x, y):
+    """Spearman's rank correlation of two 1-D samples (ties averaged).
+
+    Arguments
+    ---------
+    x, y : torch.Tensor
+        ``[n]`` paired observations.
+
+    Returns
+    -------
+    float
+        rho in [-1, 1]; NaN when either sample is constant.
+
+    Example
+    -------
+    >>> x = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    >>> spearman_rho(x, torch.tensor([2.0, 1.0, 4.0, 3.0, 5.0]))
+    0.8
+    >>> spearman_rho(x, -x ** 3)
+    -1.0
+    """
+    x, y = x.flatten(), y.flatten()
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError(f"need two samples of equal size >= 2, got {len(x)}")
+    rx = _average_ranks(x) - (len(x) + 1) / 2
+    ry = _average_ranks(y) - (len(y) + 1) / 2
+    denominator = math.sqrt(float((rx * rx).sum() * (ry * ry).sum()))
+    if denominator == 0:
+        return float("nan")
+    return round(float((rx * ry).sum()) / denominator, 12)
+
+
+def sense_similarity(senses):
+    """Cosine similarities between the K senses of each word.
+
+    Arguments
+    ---------
+    senses : torch.Tensor
+        ``[..., K, d]``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[..., K, K]``.
+
+    Example
+    -------
+    >>> sense_similarity(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))
+    tensor([[1.0000, 0.7071],
+            [0.7071, 1.0000]])
+    """
+    unit = F.normalize(senses.float(), dim=-1)
+    return unit @ unit.transpose(-1, -2)
+
+
+def local_topology(src_senses, tgt_senses):
+    """Spearman rho between the sense-similarity matrices of word pairs.
+
+    Arguments
+    ---------
+    src_senses : torch.Tensor
+        ``[N, K, d]`` senses of the English words.
+    tgt_senses : torch.Tensor
+        ``[N, K, d']`` senses of their translations (d' may differ).
+
+    Returns
+    -------
+    dict
+        ``"rho"`` (mean over pairs with a defined rho), ``"rho_std"``,
+        ``"pairs"`` and ``"per_pair"`` (list of float).
+
+    Example
+    -------
+    >>> senses = torch.randn(4, 5, 8)
+    >>> rotation = torch.linalg.qr(torch.randn(8, 8))[0]
+    >>> round(local_topology(senses, senses @ rotation)["rho"], 6)
+    1.0
+    """
+    if src_senses.shape[:2] != tgt_senses.shape[:2]:
+        raise ValueError(
+            f"src {tuple(src_senses.shape)} and tgt {tuple(tgt_senses.shape)} "
+            "need the same number of words and senses"
+        )
+    K = src_senses.shape[1]
+    rows, cols = torch.triu_indices(K, K, offset=1)
+    # [N, K, K] -> [N, K(K-1)/2]
+    src = sense_similarity(src_senses)[:, rows, cols]
+    tgt = sense_similarity(tgt_senses)[:, rows, cols]
+    per_pair = [spearman_rho(a, b) for a, b in zip(src, tgt)]
+    defined = [r for r in per_pair if not math.isnan(r)]
+    mean = sum(defined) / len(defined) if defined else float("nan")
+    var = (
+        sum((r - mean) ** 2 for r in defined) / len(defined)
+        if defined
+        else float("nan")
+    )
+    return {
+        "rho": mean,
+        "rho_std": math.sqrt(var),
+        "pairs": len(defined),
+        "per_pair": per_pair,
+    }
+
+
+# ----------------------------------------------------------------------
+# Global structure: orthogonal Procrustes
+# ----------------------------------------------------------------------
+
+
+def orthogonal_procrustes(x, y):
+    """Rotation R minimising ``||x @ R - y||_F`` over orthogonal matrices.
+
+    Schoenemann's solution: with ``x^T y = U S V^T``, ``R = U V^T``.
+
+    Arguments
+    ---------
+    x, y : torch.Tensor
+        ``[n, d]`` paired rows.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[d, d]`` orthogonal matrix (float64).
+
+    Example
+    -------
+    >>> x = torch.randn(20, 3, dtype=torch.float64)
+    >>> q = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))[0]
+    >>> torch.allclose(orthogonal_procrustes(x, x @ q), q)
+    True
+    """
+    if x.shape != y.shape:
+        raise ValueError(f"x {tuple(x.shape)} != y {tuple(y.shape)}")
+    u, _, vh = torch.linalg.svd(x.double().T @ y.double())
+    return u @ vh
+
+
+def procrustes_cosine(x, y, rotation):
+    """Mean cosine between the rows of ``x @ rotation`` and of ``y``.
+
+    Example
+    -------
+    >>> x = torch.eye(2)
+    >>> procrustes_cosine(x, x.flip(1), torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    1.0
+    """
+    mapped = x.double() @ rotation.double()
+    return float(F.cosine_similarity(mapped, y.double(), dim=-1).mean())
+
+
+def _unit_centred(vectors, mean=None):
+    """Unit rows, centred on ``mean`` (default: their own), unit again."""
+    unit = F.normalize(vectors.double(), dim=-1)
+    if mean is None:
+        mean = unit.mean(dim=0)
+    return F.normalize(unit - mean, dim=-1), mean
+
+
+def global_structure(src_vectors, tgt_vectors, heldout_fraction=0.2, seed=0):
+    """Procrustes fit on anchor pairs, mean cosine on them and held out.
+
+    Vectors are unit-normalised, centred (means of the anchor split) and
+    normalised again before fitting, the usual pre-processing for
+    cross-lingual mappings: without centring, a component shared by all
+    vectors of a space inflates every cosine.
+
+    Arguments
+    ---------
+    src_vectors : torch.Tensor
+        ``[N, d]`` English word vectors.
+    tgt_vectors : torch.Tensor
+        ``[N, d]`` vectors of their translations.
+    heldout_fraction : float
+        Share of the pairs kept out of the fit.
+    seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    dict
+        ``"train_cosine"``, ``"heldout_cosine"`` (after rotation),
+        ``"identity_heldout_cosine"`` (no rotation),
+        ``"train_pairs"``, ``"heldout_pairs"``.
+
+    Example
+    -------
+    >>> x = torch.randn(50, 4, dtype=torch.float64)
+    >>> q = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64))[0]
+    >>> out = global_structure(x, x @ q)
+    >>> round(out["train_cosine"], 6), round(out["heldout_cosine"], 6)
+    (1.0, 1.0)
+    """
+    n = len(src_vectors)
+    if n != len(tgt_vectors):
+        raise ValueError("src_vectors and tgt_vectors differ in length")
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    n_heldout = int(round(heldout_fraction * n))
+    if n - n_heldout < 2:
+        raise ValueError(f"{n} pairs are too few for a Procrustes fit")
+    heldout, train = order[:n_heldout], order[n_heldout:]
+    src_train, src_mean = _unit_centred(src_vectors[train])
+    tgt_train, tgt_mean = _unit_centred(tgt_vectors[train])
+    rotation = orthogonal_procrustes(src_train, tgt_train)
+    out = {
+        "train_cosine": procrustes_cosine(src_train, tgt_train, rotation),
+        "heldout_cosine": float("nan"),
+        "identity_heldout_cosine": float("nan"),
+        "train_pairs": len(train),
+        "heldout_pairs": len(heldout),
+    }
+    if heldout:
+        src_held, _ = _unit_centred(src_vectors[heldout], src_mean)
+        tgt_held, _ = _unit_centred(tgt_vectors[heldout], tgt_mean)
+        out["heldout_cosine"] = procrustes_cosine(src_held, tgt_held, rotation)
+        if src_held.shape == tgt_held.shape:
+            eye = torch.eye(src_held.shape[1], dtype=torch.float64)
+            out["identity_heldout_cosine"] = procrustes_cosine(
+                src_held, tgt_held, eye
+            )
+    return out
+
+
+# ----------------------------------------------------------------------
+# Sense-mixture ablation
+# ----------------------------------------------------------------------
+
+
+def mix_senses(senses, contextualization, mode="full"):
+    """Backpack output with the split of each source's mass over senses
+    replaced.
+
+    Arguments
+    ---------
+    senses : torch.Tensor
+        ``[B, K, S, d]`` sense vectors of the source tokens.
+    contextualization : torch.Tensor
+        ``[B, K, T, S]`` the model's weights alpha.
+    mode : str
+        "full" (alpha itself), "top1" (each source's mass
+        ``sum_k alpha[k, t, s]`` on its sense with the largest alpha) or
+        "uniform" (that mass split evenly over the K senses).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, T, d]``, what the LM head reads.
+
+    Example
+    -------
+    >>> senses = torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]]]])  # [1, 2, 1, 2]
+    >>> alpha = torch.tensor([[[[0.8]], [[0.2]]]])  # [1, 2, 1, 1]
+    >>> for mode in ABLATIONS:
+    ...     print(mode, mix_senses(senses, alpha, mode)[0, 0])
+    full tensor([0.8000, 0.2000])
+    top1 tensor([1., 0.])
+    uniform tensor([0.5000, 0.5000])
+    """
+    if mode not in ABLATIONS:
+        raise ValueError(f"mode={mode!r} is not one of {ABLATIONS}")
+    weights = contextualization
+    if mode != "full":
+        K = contextualization.shape[1]
+        mass = contextualization.sum(dim=1, keepdim=True)  # [B, 1, T, S]
+        if mode == "uniform":
+            weights = mass.expand_as(contextualization) / K
+        else:
+            top = contextualization.argmax(dim=1, keepdim=True)
+            one_hot = torch.zeros_like(contextualization).scatter_(1, top, 1.0)
+            weights = one_hot * mass
+    # [B, K, T, S] x [B, K, S, d] -> [B, T, d]
+    return torch.einsum("bkts,bksd->btd", weights, senses)
+
+
+@torch.no_grad()
+def sense_mixture_ablation(model, batches):
+    """Next-token cross-entropy (nats) with each sense-mixture ablation.
+
+    Arguments
+    ---------
+    model : BackpackLM
+        The model (put in eval mode here).
+    batches : iterable of (ids, mask)
+        ``[B, T]`` token ids and real-token masks.
+
+    Returns
+    -------
+    dict
+        ``"ce_<mode>"`` for every mode of :data:`ABLATIONS`, and
+        ``"delta_<mode>"`` = ablated - full, plus ``"tokens"``.
+    """
+    model.eval()
+    totals = dict.fromkeys(ABLATIONS, 0.0)
+    count = 0
+    for ids, mask in batches:
+        out = model(ids, attention_mask=mask, return_senses=True)
+        for mode in ABLATIONS:
+            hidden = mix_senses(out.senses, out.contextualization, mode)
+            total, n = next_token_nll(model.lm_head(hidden), ids, mask)
+            totals[mode] += total
+        count += n
+    result = {f"ce_{m}": totals[m] / max(count, 1) for m in ABLATIONS}
+    for mode in ABLATIONS[1:]:
+        result[f"delta_{mode}"] = result[f"ce_{mode}"] - result["ce_full"]
+    result["tokens"] = count
+    return result
+
+
+@torch.no_grad()
+def corpus_sense_entropy(model, batches, temperature=1.0):
+    """Mean entropy (nats) of the per-token sense mixture over real tokens.
+
+    Arguments
+    ---------
+    model : BackpackLM
+        The model (put in eval mode here).
+    batches : iterable of (ids, mask)
+        Token ids and masks, ``[B, T]`` each.
+    temperature : float
+        Temperature of the mixture (as in training).
+
+    Returns
+    -------
+    float
+    """
+    model.eval()
+    total, count = 0.0, 0.0
+    for ids, mask in batches:
+        out = model(ids, attention_mask=mask, return_senses=True)
+        _, weights = sense_mixture_pooling(
+            out.senses, out.contextualization, mask, temperature
+        )
+        n = float(mask.sum())
+        total += float(sense_entropy(weights, mask)) * n
+        count += n
+    return total / max(count, 1.0)
+
+
+# ----------------------------------------------------------------------
+# Data: sentences, words and the lexicon
+# ----------------------------------------------------------------------
+
+
+def sentence_batches(tokenizer, sentences, batch_size=32, max_length=64):
+    """``[bos] sentence [eos]`` id batches, right-padded, with masks.
+
+    Arguments
+    ---------
+    tokenizer : BackpackTokenizer
+        Frames and tokenises the sentences.
+    sentences : list of str
+        Sentences.
+    batch_size : int
+        Sentences per batch.
+    max_length : int
+        Truncation length in tokens (``eos`` kept).
+
+    Returns
+    -------
+    list of (torch.LongTensor, torch.LongTensor)
+        ``(ids, mask)``, each ``[B, T]``.
+    """
+    encoded = [tokenizer.encode_sentence(s, max_length) for s in sentences]
+    batches = []
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start : start + batch_size]
+        T = max(len(ids) for ids in chunk)
+        ids = torch.full((len(chunk), T), tokenizer.pad_id, dtype=torch.long)
+        mask = torch.zeros(len(chunk), T, dtype=torch.long)
+        for row, sequence in enumerate(chunk):
+            ids[row, : len(sequence)] = torch.tensor(sequence)
+            mask[row, : len(sequence)] = 1
+        batches.append((ids, mask))
+    return batches
+
+
+@torch.no_grad()
+def word_senses(model, tokenizer, words):
+    """Context-free senses of words: the mean over their subword tokens.
+
+    Arguments
+    ---------
+    model : BackpackLM
+        Model whose sense network is used (eval mode).
+    tokenizer : BackpackTokenizer
+        Splits the words as inside a sentence.
+    words : list of str
+        Words.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[N, K, d]``.
+    """
+    model.eval()
+    pieces = [tokenizer.encode_word(w) for w in words]
+    empty = [w for w, p in zip(words, pieces) if not p]
+    if empty:
+        raise ValueError(f"words without tokens: {empty[:5]}")
+    vocabulary = sorted({i for p in pieces for i in p})
+    index = {token: row for row, token in enumerate(vocabulary)}
+    senses = model.sense_vectors(torch.tensor(vocabulary))  # [U, K, d]
+    return torch.stack(
+        [senses[[index[i] for i in p]].mean(dim=0) for p in pieces]
+    )
+
+
+def words_of(text):
+    """Lower-cased alphabetic words (digits and punctuation dropped).
+
+    Example
+    -------
+    >>> words_of("L'homme a 3 chats, Tom!")
+    ['l', 'homme', 'a', 'chats', 'tom']
+    """
+    return _WORD.findall(text.lower())
+
+
+def dice_lexicon(
+    pairs,
+    min_count=5,
+    min_dice=0.3,
+    max_pairs=None,
+    exclude_identical=True,
+    min_length=2,
+):
+    """Word translations induced from a bitext by mutual-best Dice.
+
+    ``dice(e, f) = 2 c(e, f) / (c(e) + c(f))`` with c counting the sentence
+    pairs that contain the words; a pair (e, f) is kept when each is the
+    other's best match.
+
+    Arguments
+    ---------
+    pairs : iterable of (str, str)
+        Source and target sentences.
+    min_count : int
+        Words rarer than this (in sentence pairs) are ignored.
+    min_dice : float
+        Weakest association kept.
+    max_pairs : int, optional
+        Keep the strongest this many.
+    exclude_identical : bool
+        Drop pairs spelt the same on both sides (names, cognates), which
+        would measure shared tokens rather than adaptation.
+    min_length : int
+        Shortest word considered (in characters).
+
+    Returns
+    -------
+    list of (str, str, float)
+        ``(source word, target word, dice)``, strongest first.
+
+    Example
+    -------
+    >>> bitext = [("the cat", "le chat"), ("the dog", "le chien"),
+    ...           ("a cat", "un chat"), ("a dog", "un chien")]
+    >>> [(e, f) for e, f, _ in dice_lexicon(bitext, min_count=2)]
+    [('cat', 'chat'), ('dog', 'chien'), ('the', 'le')]
+    """
+    src_count, tgt_count, joint = Counter(), Counter(), Counter()
+    sentences = []
+    for src, tgt in pairs:
+        e = {w for w in words_of(src) if len(w) >= min_length}
+        f = {w for w in words_of(tgt) if len(w) >= min_length}
+        src_count.update(e)
+        tgt_count.update(f)
+        sentences.append((e, f))
+    frequent_e = {w for w, c in src_count.items() if c >= min_count}
+    frequent_f = {w for w, c in tgt_count.items() if c >= min_count}
+    for e, f in sentences:
+        for a in e & frequent_e:
+            for b in f & frequent_f:
+                joint[a, b] += 1
+
+    best_f, best_e = {}, {}
+    # Sorted so that ties resolve the same way on every run.
+    for (a, b), c in sorted(joint.items()):
+        dice = 2 * c / (src_count[a] + tgt_count[b])
+        if dice > best_f.get(a, (None, -1.0))[1]:
+            best_f[a] = (b, dice)
+        if dice > best_e.get(b, (None, -1.0))[1]:
+            best_e[b] = (a, dice)
+    lexicon = [
+        (a, b, dice)
+        for a, (b, dice) in best_f.items()
+        if best_e[b][0] == a
+        and dice >= min_dice
+        and not (exclude_identical and a == b)
+    ]
+    lexicon.sort(key=lambda item: (-item[2], item[0]))
+    return lexicon[:max_pairs] if max_pairs else lexicon
+
+
+# ----------------------------------------------------------------------
+# Everything at once
+# ----------------------------------------------------------------------
+
+
+def analyze(
+    model,
+    english_model,
+    tokenizer,
+    lexicon,
+    sentences,
+    temperature=1.0,
+    heldout_fraction=0.2,
+    batch_size=32,
+    max_length=64,
+    seed=0,
+):
+    """All four measurements of the module docstring.
+
+    Arguments
+    ---------
+    model : BackpackLM
+        The evaluated (adapted or baseline) model.
+    english_model : BackpackLM
+        The English model; its senses of the English words are the
+        reference of the topology and structure probes.
+    tokenizer : BackpackTokenizer
+        Shared by both models.
+    lexicon : list of (str, str, ...)
+        Aligned word pairs (English, target), e.g. :func:`dice_lexicon`.
+    sentences : list of str
+        Target-language sentences for the entropy and the ablation.
+    temperature : float
+        Sense-mixture temperature.
+    heldout_fraction : float
+        Share of the lexicon kept out of the Procrustes fit.
+    batch_size, max_length : int
+        Batching of ``sentences``.
+    seed : int
+        Seed of the held-out split.
+
+    Returns
+    -------
+    dict
+        ``"sense_entropy"``, ``"max_entropy"`` (log K),
+        ``"local_topology"``, ``"global_structure"``, ``"ablation"``.
+    """
+    batches = sentence_batches(tokenizer, sentences, batch_size, max_length)
+    src_words = [item[0] for item in lexicon]
+    tgt_words = [item[1] for item in lexicon]
+    src_senses = word_senses(english_model, tokenizer, src_words)
+    tgt_senses = word_senses(model, tokenizer, tgt_words)
+    topology = local_topology(src_senses, tgt_senses)
+    topology.pop("per_pair")
+    structure = global_structure(
+        src_senses.mean(dim=1), tgt_senses.mean(dim=1), heldout_fraction, seed
+    )
+    return {
+        "sense_entropy": corpus_sense_entropy(model, batches, temperature),
+        "max_entropy": math.log(model.config.num_senses),
+        "local_topology": topology,
+        "global_structure": structure,
+        "ablation": sense_mixture_ablation(model, batches),
+        "lexicon_pairs": len(lexicon),
+        "sentences": len(sentences),
+    }
+
+
+def main(argv=None):
+    """CLI: analyse a saved Backpack against the English one, print JSON."""
+    from speechbrain_sense.backpack.model import BackpackLM
+    from speechbrain_sense.backpack.tokenizer import BackpackTokenizer
+    from speechbrain_sense.sensia.parallel_data import FORMATS, read_parallel
+
+    parser = argparse.ArgumentParser(
+        prog="python -m speechbrain_sense.backpack.analysis",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--model", required=True, help="evaluated model dir")
+    parser.add_argument(
+        "--english_model", required=True, help="English Backpack dir"
+    )
+    parser.add_argument(
+        "--tokenizer", help="tokenizer dir (default: the --model dir)"
+    )
+    parser.add_argument(
+        "--bitext", required=True, help="bitext for the lexicon (src file)"
+    )
+    parser.add_argument("--bitext_tgt", help="target file (moses format)")
+    parser.add_argument("--format", choices=FORMATS, default="manythings")
+    parser.add_argument(
+        "--eval_text",
+        help="target-language sentences, one a line (default: the last "
+        "--eval_sentences target sentences of the bitext)",
+    )
+    parser.add_argument("--eval_sentences", type=int, default=1000)
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--min_count", type=int, default=5)
+    parser.add_argument("--max_pairs", type=int, default=2000)
+    parser.add_argument("--heldout_fraction", type=float, default=0.2)
+    parser.add_argument("--output", help="also write the JSON here")
+    args = parser.parse_args(argv)
+
+    if args.format == "moses":
+        pairs = read_parallel(
+            "moses", src_path=args.bitext, tgt_path=args.bitext_tgt
+        )
+    else:
+        pairs = read_parallel(args.format, path=args.bitext)
+    bitext = [(p.src, p.tgt) for p in pairs if p.src and p.tgt]
+    if args.eval_text:
+        lines = Path(args.eval_text).read_text(encoding="utf-8").splitlines()
+        sentences = [line.strip() for line in lines if line.strip()]
+    else:
+        sentences = [tgt for _, tgt in bitext[-args.eval_sentences :]]
+    lexicon = dice_lexicon(
+        bitext, min_count=args.min_count, max_pairs=args.max_pairs
+    )
+    tokenizer = BackpackTokenizer.from_pretrained(args.tokenizer or args.model)
+    result = analyze(
+        BackpackLM.from_pretrained(args.model),
+        BackpackLM.from_pretrained(args.english_model),
+        tokenizer,
+        lexicon,
+        sentences,
+        temperature=args.temperature,
+        heldout_fraction=args.heldout_fraction,
+    )
+    text = json.dumps(result, indent=1)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
+    print(text)
+    return result
+
+
+if __name__ == "__main__":
+    main()
