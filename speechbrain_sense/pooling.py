@@ -68,6 +68,10 @@ class AttentivePooling(nn.Module):
     def __init__(self, input_dim):
         super().__init__()
         self.attn_pooling_w = nn.Linear(input_dim, 1)
+        # A constant added to every score cancels in the softmax: the bias
+        # has no effect and a zero gradient. It stays (frozen) so that
+        # upstream checkpoints, which store it, load unchanged.
+        self.attn_pooling_w.bias.requires_grad = False
 
     def attention_weights(self, frames, frame_counts):
         """Per-frame pooling weights.

@@ -249,11 +249,18 @@ def dataio_prepare(hparams, teacher_cache):
         sample_rate=hparams["sample_rate"],
     )
     sample_rate = hparams["sample_rate"]
+    # Small corpora only: each (persistent) worker keeps the features it
+    # computed, so later epochs skip decoding. Off for real data.
+    memory_cache = {} if hparams["cache_features_in_memory"] else None
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("features", "num_frames")
     def audio_pipeline(wav):
-        frames = features(load_audio(wav, sample_rate))
+        frames = memory_cache.get(wav) if memory_cache is not None else None
+        if frames is None:
+            frames = features(load_audio(wav, sample_rate))
+            if memory_cache is not None:
+                memory_cache[wav] = frames
         yield frames
         yield frames.shape[0]
 
@@ -269,6 +276,11 @@ def dataio_prepare(hparams, teacher_cache):
         dataset.add_dynamic_item(teacher_pipeline)
         dataset.set_output_keys(keys)
 
+    loader_options = dict(hparams["dataloader_options"])
+    if not loader_options.get("num_workers"):
+        # Worker-only options make DataLoader fail without workers.
+        loader_options.pop("persistent_workers", None)
+        loader_options.pop("prefetch_factor", None)
     loaders = {}
     for split, dataset in datasets.items():
         rows = dataset.data
@@ -283,7 +295,7 @@ def dataio_prepare(hparams, teacher_cache):
             # Evaluation: every utterance once, sharded across DDP ranks.
             sampler = hparams["eval_sampler"](durations, None)
         loaders[split] = make_dataloader(
-            dataset, batch_sampler=sampler, **hparams["dataloader_options"]
+            dataset, batch_sampler=sampler, **loader_options
         )
     return loaders
 
@@ -315,7 +327,7 @@ def build_teacher_cache(hparams):
     )
     texts = []
     for split in ("train", "dev", "test"):
-        manifest = read_manifest(hparams[f"{split}_csv"])
+        manifest = read_manifest(hparams[f"{split}_csv"], path_columns=())
         texts.extend(row["sentence"] for row in manifest.values())
     cache.build(
         texts, batch_size=hparams["teacher_batch_size"], device=local_device()
