@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 # torchaudio 2.11 links against the CUDA build of torch; the CPU-only 2.13
 # wheel cannot load it. The CUDA build runs fine on CPU-only machines.
 TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
-LINT_PATHS := speechbrain_sense recipes tests bench setup.py
+LINT_PATHS := $(wildcard speechbrain_sense recipes tests bench setup.py)
+SPELL_PATHS := $(LINT_PATHS) $(wildcard docs README.md hparams)
 
 .PHONY: install lint test demo clean
 
@@ -26,7 +27,7 @@ lint: install
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 	$(VENV)/bin/yamllint -s .
-	$(VENV)/bin/codespell $(LINT_PATHS) docs README.md hparams
+	$(VENV)/bin/codespell $(SPELL_PATHS)
 
 test: install lint
 	$(PY) -m pytest -q
