@@ -18,7 +18,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["speechbrain_sense", "speechbrain_sense.*"]),
+    packages=find_packages(
+        include=["speechbrain_sense", "speechbrain_sense.*"]
+    ),
     package_data={"speechbrain_sense": ["data/sentences/*.txt"]},
     install_requires=[
         "speechbrain>=1.1.2",
