@@ -212,6 +212,44 @@ def student_state_dict(folder, layout):
     )
 
 
+def resolve_recipe_path(path, hparams_file):
+    """A path from a recipe's hparams, valid from the current directory.
+
+    Recipes write paths relative to the folder ``train.py`` ran in (e.g.
+    ``results/sense_tiny/1986/tiny_w2v_bert``), which is an ancestor of the
+    saved ``hyperparams.yaml``; exporting from elsewhere must find it there.
+    Hub ids and paths that exist as given are returned unchanged.
+
+    Arguments
+    ---------
+    path : str
+        Path or hub id from the hparams.
+    hparams_file : str or Path
+        The recipe's saved ``hyperparams.yaml``.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> run = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(run, "results/x/enc"))
+    >>> hp = os.path.join(run, "results/x/hyperparams.yaml")
+    >>> resolve_recipe_path("results/x/enc", hp) == os.path.join(run, "results/x/enc")
+    True
+    >>> resolve_recipe_path("facebook/w2v-bert-2.0", hp)
+    'facebook/w2v-bert-2.0'
+    """
+    if Path(path).is_absolute() or Path(path).exists():
+        return str(path)
+    for folder in Path(hparams_file).resolve().parents:
+        if (folder / path).exists():
+            return str(folder / path)
+    return str(path)
+
+
 def read_training_hparams(path):
     """Plain facts from a recipe's resolved ``hyperparams.yaml``.
 
@@ -654,7 +692,10 @@ def export_model(
         recipe = _recipe_folder(folder)
         hparams_file = recipe / "hyperparams.yaml" if recipe else None
     facts = read_training_hparams(hparams_file) if hparams_file else {}
-    encoder_source = encoder_source or facts.get("encoder_source")
+    if encoder_source is None and "encoder_source" in facts:
+        encoder_source = resolve_recipe_path(
+            facts["encoder_source"], hparams_file
+        )
     if encoder_source is None:
         raise ValueError(
             f"{folder}: the encoder's HuggingFace directory is unknown (no "
