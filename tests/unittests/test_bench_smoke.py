@@ -1,0 +1,97 @@
+"""Smoke tests of ``bench/``: the benchmarks import and run one tiny step.
+
+Nothing here checks a speed; the benchmarks' figures are in
+``docs/benchmarks.md``.
+"""
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """The three benchmark modules (``bench/`` is not a package)."""
+    sys.path.insert(0, str(BENCH_DIR))
+    try:
+        yield {
+            name: importlib.import_module(name)
+            for name in (
+                "train_throughput",
+                "teacher_cache",
+                "embed_throughput",
+            )
+        }
+    finally:
+        sys.path.remove(str(BENCH_DIR))
+
+
+def test_train_throughput_one_step_each(bench, tmp_path):
+    module = bench["train_throughput"]
+    args = module.parse_arguments(
+        [
+            "--config=tiny",
+            "--device=cpu",
+            "--steps=1",
+            "--warmup-steps=0",
+            "--per-language=5",
+            "--num-workers=0",
+            "--max-batch-seconds=8",
+            f"--work-dir={tmp_path}",
+        ]
+    )
+    options = {
+        key: value
+        for key, value in vars(args).items()
+        if key not in ("child", "child_options")
+    }
+    module.prepare(options)
+    for pipeline in module.PIPELINES:
+        result = module.measure_pipeline(options, pipeline)
+        assert result["steps"] == 1
+        assert result["audio_seconds"] > 0
+        assert result["flops"] > 0
+        assert "encoder+pooling forward" in result["breakdown"]
+
+
+def test_teacher_cache_runs(bench, tmp_path, capsys):
+    speedup = bench["teacher_cache"].main(
+        [
+            "--teachers=xlmr",
+            "--texts=16",
+            "--epochs=2",
+            "--measured-epochs=1",
+            "--device=cpu",
+            f"--work-dir={tmp_path}",
+        ]
+    )
+    assert speedup > 0
+    assert (
+        capsys.readouterr()
+        .out.strip()
+        .splitlines()[-1]
+        .startswith("cache_speedup: ")
+    )
+
+
+def test_embed_throughput_runs(bench, tmp_path, capsys):
+    fraction = bench["embed_throughput"].main(
+        [
+            "--device=cpu",
+            "--seconds=1",
+            "--batch-sizes=2",
+            "--repeat=1",
+            "--sizes=256,512",
+            "--dim=32",
+            "--block-size=128",
+            "--topk-max-size=512",
+            f"--work-dir={tmp_path}",
+        ]
+    )
+    assert fraction > 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("retrieval_fraction_of_matmul_peak: ")
