@@ -1,0 +1,343 @@
+"""Frame-level SENSE encoders and length adaptors for downstream recipes.
+
+The SLU, speech translation and summarization recipes put a task head on
+the *frames* of a SENSE encoder rather than on its pooled embedding:
+
+* :class:`SenseFrameEncoder` loads the w2v-BERT encoder of an exported
+  SENSE model directory (``python -m speechbrain_sense.export``), or a plain
+  w2v-BERT 2.0 HuggingFace directory / hub id as the non-semantic
+  baseline, frozen or fine-tuned. It encodes precomputed fbank features
+  (computed in DataLoader workers by
+  :class:`speechbrain_sense.w2v_bert.W2VBertFeatures` from the same
+  directory) and returns frames with their exact counts.
+* :class:`LengthAdaptor` shortens the 50 Hz frame sequence with strided
+  1-D convolutions (GLU), so a CTC head or a text decoder sees a
+  sequence closer to the length of its output, and keeps the counts
+  exact.
+
+Authors
+ * speechbrain-sense developers 2026
+"""
+
+import json
+from pathlib import Path
+
+from torch import nn
+
+from speechbrain_sense.w2v_bert import SenseW2VBert, frame_mask
+
+
+def is_sense_model_dir(source):
+    """Whether ``source`` is an exported SENSE model directory.
+
+    Arguments
+    ---------
+    source : str or Path
+        A directory or a hub id.
+
+    Returns
+    -------
+    bool
+        True when it holds ``hyperparams.yaml`` and ``embedding_model.ckpt``.
+    """
+    path = Path(source)
+    return (path / "hyperparams.yaml").is_file() and (
+        path / "embedding_model.ckpt"
+    ).is_file()
+
+
+class SenseFrameEncoder(nn.Module):
+    """The frame-level w2v-BERT encoder of a SENSE model.
+
+    Arguments
+    ---------
+    encoder : SenseW2VBert
+        The encoder (its ``forward_features`` is used).
+    freeze : bool
+        Keep the encoder's weights fixed (no gradients, eval mode).
+    freeze_first_layers : int
+        When fine-tuning, keep the feature projection and this many lower
+        Conformer layers fixed.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> import torch
+    >>> from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
+    >>> d = save_tiny_w2v_bert(tempfile.mkdtemp())
+    >>> encoder = SenseFrameEncoder.from_pretrained(d, freeze=True)
+    >>> frames, counts = encoder(torch.randn(2, 7, 160), torch.tensor([7, 4]))
+    >>> frames.shape, counts.tolist(), encoder.output_dim
+    (torch.Size([2, 7, 32]), [7, 4], 32)
+    """
+
+    def __init__(self, encoder, freeze=True, freeze_first_layers=0):
+        super().__init__()
+        self.encoder = encoder
+        layers = encoder.model.encoder.layers
+        if freeze_first_layers > len(layers):
+            raise ValueError(
+                f"freeze_first_layers={freeze_first_layers} but the encoder "
+                f"has {len(layers)} layers"
+            )
+        self.freeze = freeze
+        encoder.freeze = freeze
+        trainable = [] if freeze else list(layers[freeze_first_layers:])
+        if not freeze and freeze_first_layers == 0:
+            trainable = [encoder.model]
+        for param in encoder.model.parameters():
+            param.requires_grad = False
+        for module in trainable:
+            for param in module.parameters():
+                param.requires_grad = True
+        masked_spec_embed = getattr(encoder.model, "masked_spec_embed", None)
+        if masked_spec_embed is not None:
+            # Downstream recipes do not use w2v-BERT's own SpecAugment.
+            encoder.model.config.apply_spec_augment = False
+            masked_spec_embed.requires_grad = False
+        if freeze:
+            encoder.model.eval()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        source,
+        freeze=True,
+        freeze_first_layers=0,
+        savedir=None,
+        output_norm=None,
+    ):
+        """Loads an exported SENSE model or a w2v-BERT 2.0 model.
+
+        Arguments
+        ---------
+        source : str or Path
+            An exported SENSE model directory, or a w2v-BERT 2.0
+            HuggingFace directory / hub id.
+        freeze : bool
+            Keep the encoder fixed.
+        freeze_first_layers : int
+            Lower layers kept fixed when fine-tuning.
+        savedir : str or Path, optional
+            Where SpeechBrain links the SENSE model's files (a temporary
+            folder by default); the HuggingFace cache for a hub id.
+        output_norm : bool, optional
+            Layer-normalise the frames. Defaults to what the SENSE model
+            was trained with; off for a plain w2v-BERT model.
+
+        Returns
+        -------
+        SenseFrameEncoder
+        """
+        if is_sense_model_dir(source):
+            import tempfile
+
+            from speechbrain_sense.inference import SenseEncoder
+
+            model = SenseEncoder.from_hparams(
+                source=str(source),
+                savedir=str(savedir or tempfile.mkdtemp(prefix="sense-")),
+            )
+            encoder = model.mods.embedding_model.encoder
+            if output_norm is not None:
+                encoder.output_norm = output_norm
+        else:
+            config = Path(source) / "config.json"
+            if config.is_file():
+                model_type = json.loads(config.read_text()).get("model_type")
+                if model_type != "wav2vec2-bert":
+                    raise ValueError(
+                        f"{source} is neither an exported SENSE model "
+                        "(hyperparams.yaml + embedding_model.ckpt) nor a "
+                        f"w2v-BERT 2.0 model (its model_type is {model_type!r})"
+                    )
+            if savedir is None and not Path(source).is_dir():
+                raise ValueError(
+                    f"{source} is not a local directory: pass savedir, the "
+                    "folder the hub download is cached in"
+                )
+            encoder = SenseW2VBert(
+                str(source),
+                save_path=str(savedir or source),
+                freeze=freeze,
+                output_norm=bool(output_norm),
+            )
+        return cls(encoder, freeze, freeze_first_layers)
+
+    @property
+    def output_dim(self):
+        """Width of the output frames."""
+        return self.encoder.model.config.hidden_size
+
+    def train(self, mode=True):
+        """Training mode, except for a frozen encoder (dropout stays off)."""
+        super().train(mode)
+        if self.freeze:
+            self.encoder.model.eval()
+        return self
+
+    def forward(self, features, frame_counts):
+        """Encodes right-padded fbank features.
+
+        Arguments
+        ---------
+        features : torch.Tensor
+            ``[B, T, 160]`` features from ``W2VBertFeatures``.
+        frame_counts : torch.Tensor
+            ``[B]`` real frames per utterance.
+
+        Returns
+        -------
+        frames : torch.Tensor
+            ``[B, T, D]``; frames past a count are zero.
+        frame_counts : torch.Tensor
+            ``[B]`` the counts, on the frames' device.
+        """
+        frames = self.encoder.forward_features(features, frame_counts)
+        counts = frame_counts.to(frames.device)
+        # Zeroed padding: a consumer that forgets the mask sees silence,
+        # not the encoder's arbitrary padded outputs.
+        mask = frame_mask(counts, frames.shape[1]).unsqueeze(-1)
+        return frames.masked_fill(~mask, 0.0), counts
+
+
+def conv_output_length(lengths, kernel_size, stride):
+    """Output length of a 1-D convolution padded by ``kernel_size // 2``.
+
+    Arguments
+    ---------
+    lengths : torch.Tensor
+        Input lengths (any integer shape).
+    kernel_size : int
+        Convolution width.
+    stride : int
+        Convolution stride.
+
+    Returns
+    -------
+    torch.Tensor
+        Output lengths.
+
+    Example
+    -------
+    >>> import torch
+    >>> conv_output_length(torch.tensor([1, 2, 3, 100]), 3, 2).tolist()
+    [1, 1, 2, 50]
+    """
+    padding = kernel_size // 2
+    return (lengths + 2 * padding - kernel_size) // stride + 1
+
+
+class LengthAdaptor(nn.Module):
+    """Strided convolutions that shorten a frame sequence by ``stride**n``.
+
+    Each layer is ``Conv1d(kernel, stride)`` + GLU; padded input frames are
+    zeroed before every convolution, so an utterance's outputs do not
+    depend on the padding of the batch it is in.
+
+    Arguments
+    ---------
+    input_dim : int
+        Width of the input frames.
+    output_dim : int
+        Width of the output frames.
+    num_layers : int
+        Number of strided layers (0: a linear projection only).
+    kernel_size : int
+        Convolution width.
+    stride : int
+        Stride of each layer.
+    dropout : float
+        Dropout on the input frames.
+
+    Example
+    -------
+    >>> import torch
+    >>> adaptor = LengthAdaptor(32, 16, num_layers=2)
+    >>> out, counts = adaptor(torch.randn(2, 50, 32), torch.tensor([50, 13]))
+    >>> out.shape, counts.tolist()
+    (torch.Size([2, 13, 16]), [13, 4])
+    """
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        num_layers=2,
+        kernel_size=3,
+        stride=2,
+        dropout=0.0,
+    ):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList()
+        width = input_dim
+        for _ in range(num_layers):
+            self.layers.append(
+                nn.Conv1d(
+                    width,
+                    2 * output_dim,
+                    kernel_size,
+                    stride=stride,
+                    padding=kernel_size // 2,
+                )
+            )
+            width = output_dim
+        self.projection = (
+            nn.Linear(input_dim, output_dim) if num_layers == 0 else None
+        )
+        self.output_dim = output_dim
+
+    def output_counts(self, frame_counts):
+        """Output frames for ``frame_counts`` input frames.
+
+        Arguments
+        ---------
+        frame_counts : torch.Tensor
+            ``[B]`` input counts.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B]`` output counts.
+        """
+        for _ in self.layers:
+            frame_counts = conv_output_length(
+                frame_counts, self.kernel_size, self.stride
+            )
+        return frame_counts
+
+    def forward(self, frames, frame_counts):
+        """Shortens padded frames.
+
+        Arguments
+        ---------
+        frames : torch.Tensor
+            ``[B, T, input_dim]``.
+        frame_counts : torch.Tensor
+            ``[B]`` real frames.
+
+        Returns
+        -------
+        frames : torch.Tensor
+            ``[B, T', output_dim]``, zero past the new counts.
+        frame_counts : torch.Tensor
+            ``[B]`` real output frames.
+        """
+        counts = frame_counts.to(frames.device)
+        x = self.dropout(frames)
+        if self.projection is not None:
+            x = self.projection(x)
+        else:
+            x = x.transpose(1, 2)  # [B, D, T]
+            for conv in self.layers:
+                keep = frame_mask(counts, x.shape[-1]).unsqueeze(1)
+                x = nn.functional.glu(conv(x * keep), dim=1)
+                counts = conv_output_length(
+                    counts, self.kernel_size, self.stride
+                )
+            x = x.transpose(1, 2)  # [B, T', D]
+        keep = frame_mask(counts, x.shape[1]).unsqueeze(-1)
+        return x * keep, counts
