@@ -345,6 +345,7 @@ def parse_arguments(argv=None):
         help="largest N for topk_search",
     )
     parser.add_argument("--skip-rtf", action="store_true")
+    parser.add_argument("--skip-retrieval", action="store_true")
     parser.add_argument(
         "--threads",
         type=int,
@@ -356,7 +357,11 @@ def parse_arguments(argv=None):
 
 
 def main(argv=None):
-    """Runs the benchmark; returns the rank search's fraction of matmul."""
+    """Runs the benchmark; returns the rank search's fraction of matmul.
+
+    With ``--skip-retrieval`` only the encoder is measured, and the last
+    line is the load average.
+    """
     options = parse_arguments(argv)
     quiet_libraries()
     if options.threads:
@@ -378,7 +383,8 @@ def main(argv=None):
             for r in measure_rtf(options)
         ]
         print(
-            f"\nEncoder ({options.config}, exported, "
+            f"\nEncoder ({options.config}, "
+            f"{'exported' if options.config == 'tiny' else 'from config'}, "
             f"{'bf16' if options.bf16 else 'fp32'}), "
             f"{options.seconds:g} s utterances:"
         )
@@ -395,6 +401,9 @@ def main(argv=None):
             )
         )
 
+    if options.skip_retrieval:
+        print(f"load average at end: {load_average()}")
+        return None
     results, peak = measure_retrieval(options)
     print(
         f"\nExact retrieval, D={options.dim}, block {options.block_size}, "

@@ -52,7 +52,11 @@ from speechbrain.utils.checkpoints import (
 from torch import nn
 
 from speechbrain_sense.audio import audio_duration, load_audio
-from speechbrain_sense.w2v_bert import SenseW2VBert, w2v_bert_frame_count
+from speechbrain_sense.w2v_bert import (
+    SenseW2VBert,
+    vectorized_fbank,
+    w2v_bert_frame_count,
+)
 
 
 class PassThrough(nn.Module):
@@ -149,6 +153,7 @@ class W2VBertFromConfig(SenseW2VBert):
         self.output_all_hiddens = False
         self.freeze = True
         self.freeze_model(self.model)
+        self.fbank = vectorized_fbank(self.feature_extractor)
 
 
 @register_checkpoint_hooks

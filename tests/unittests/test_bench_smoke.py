@@ -4,6 +4,7 @@ Nothing here checks a speed; the benchmarks' figures are in
 ``docs/benchmarks.md``.
 """
 
+import doctest
 import importlib
 import sys
 from pathlib import Path
@@ -15,12 +16,13 @@ BENCH_DIR = Path(__file__).resolve().parents[2] / "bench"
 
 @pytest.fixture(scope="module")
 def bench():
-    """The three benchmark modules (``bench/`` is not a package)."""
+    """The benchmark modules (``bench/`` is not a package)."""
     sys.path.insert(0, str(BENCH_DIR))
     try:
         yield {
             name: importlib.import_module(name)
             for name in (
+                "measurement",
                 "train_throughput",
                 "teacher_cache",
                 "embed_throughput",
@@ -95,3 +97,9 @@ def test_embed_throughput_runs(bench, tmp_path, capsys):
     assert fraction > 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("retrieval_fraction_of_matmul_peak: ")
+
+
+def test_bench_doctests(bench):
+    for name in ("measurement", "embed_throughput"):
+        results = doctest.testmod(bench[name])
+        assert results.attempted > 0 and results.failed == 0, name

@@ -5,6 +5,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from speechbrain.integrations.huggingface.w2v_bert import W2VBert
 
 from speechbrain_sense.w2v_bert import (
     SenseW2VBert,
@@ -152,15 +153,42 @@ def test_features_shape_matches_frame_count(featurize):
         assert torch.isfinite(feats).all()
 
 
-def test_features_equal_hf_valid_frames(featurize, extractor):
+def _hf_valid_frames(extractor, wave):
+    inputs = extractor(wave.numpy(), sampling_rate=16000, return_tensors="np")
+    valid = inputs["attention_mask"][0].astype(bool)
+    return inputs["input_features"][0][valid]
+
+
+def test_unvectorized_features_are_the_hf_extractors(tiny_w2v_bert_dir):
+    featurize = W2VBertFeatures(tiny_w2v_bert_dir, vectorized=False)
+    assert featurize.fbank is None
+    extractor = featurize.extractor
     for n in (16161, 33333):
         wave = _wave(n, seed=n)
-        inputs = extractor(
-            wave.numpy(), sampling_rate=16000, return_tensors="np"
+        np.testing.assert_array_equal(
+            featurize(wave).numpy(), _hf_valid_frames(extractor, wave)
         )
-        valid = inputs["attention_mask"][0].astype(bool)
-        expected = inputs["input_features"][0][valid]
-        np.testing.assert_array_equal(featurize(wave).numpy(), expected)
+
+
+def test_vectorized_features_match_the_hf_extractor(featurize, extractor):
+    assert featurize.fbank is not None
+    # A harmonic "voiced" signal with a silent stretch, and white noise:
+    # different spectra and dynamic ranges per mel bin.
+    t = torch.arange(48000) / 16000
+    voiced = sum(
+        torch.sin(2 * torch.pi * 140 * k * t) / k for k in range(1, 20)
+    ) * (0.3 + 0.2 * torch.sin(2 * torch.pi * 3 * t))
+    voiced[20000:26000] = 1e-4 * torch.randn(6000)
+    waves = [voiced, 0.1 * voiced] + [_wave(n, seed=n) for n in LENGTHS]
+    for wave in waves:
+        if len(wave) < 560:
+            continue
+        ours = featurize(wave).numpy()
+        # The extractor rounds its spectrum to complex64 and sums in
+        # another order: ~1e-4 on unit-variance features.
+        np.testing.assert_allclose(
+            ours, _hf_valid_frames(extractor, wave), atol=1e-3, rtol=0
+        )
 
 
 @pytest.mark.parametrize("n", [0, 1, 399, 400, 559])
@@ -187,13 +215,23 @@ def test_forward_features_matches_raw_waveform_forward(encoder, featurize):
         batch[b, : f.shape[0]] = f
     with torch.no_grad():
         ours = encoder.forward_features(batch, counts)
-        theirs = encoder(waves, wav_lens)
+        raw = encoder(waves, wav_lens)
+        # SpeechBrain's own path: the HuggingFace extractor on the batch.
+        upstream = W2VBert.forward(encoder, waves, wav_lens)
     assert ours.shape == (2, int(counts.max()), encoder.output_dim)
-    assert theirs.shape[0] == 2
+    # Training (features in workers) and inference (raw waveforms) compute
+    # the same numbers.
+    torch.testing.assert_close(raw, ours, atol=0, rtol=0)
+    assert upstream.shape[0] == 2
     for b, n in enumerate(counts.tolist()):
         torch.testing.assert_close(
-            ours[b, :n], theirs[b, :n], atol=1e-5, rtol=0
+            ours[b, :n], upstream[b, :n], atol=2e-3, rtol=0
         )
+
+
+def test_fbank_buffers_stay_out_of_checkpoints(encoder):
+    assert encoder.fbank is not None
+    assert not any("fbank" in key for key in encoder.state_dict())
 
 
 def test_forward_features_output_norm_and_all_hiddens(tiny_w2v_bert_dir):
