@@ -35,7 +35,6 @@ Authors
  * speechbrain-sense developers 2026
 """
 
-import csv
 import json
 import os
 import random
@@ -45,6 +44,11 @@ from pathlib import Path
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.backpack.analysis import dice_lexicon
+from speechbrain_sense.preparation import (
+    already_prepared,
+    mark_prepared,
+    write_manifest,
+)
 from speechbrain_sense.sensia.parallel_data import (
     normalize_sentence,
     read_parallel,
@@ -55,11 +59,11 @@ logger = get_logger(__name__)
 SPLITS = ("train", "dev", "test")
 MANIFEST_COLUMNS = ("ID", "src", "tgt", "origin")
 LEXICON_FILE = "lexicon.tsv"
-OPTIONS_FILE = "prepare_options.json"
 REPORT_FILE = "prepare_report.json"
 # Part of the recorded options: bump it when the output of the same
 # options changes, so that existing manifests are prepared again.
 PREPARE_VERSION = 2
+OUTPUTS = [f"{split}.csv" for split in SPLITS] + [LEXICON_FILE, REPORT_FILE]
 
 
 def prepare_parallel(
@@ -131,7 +135,7 @@ def prepare_parallel(
         "lexicon_max_pairs": lexicon_max_pairs,
         "seed": seed,
     }
-    if _already_prepared(save_folder, options):
+    if already_prepared(save_folder, options, OUTPUTS):
         logger.info(f"SENSIA manifests in {save_folder} are up to date")
         return json.loads((save_folder / REPORT_FILE).read_text())
     save_folder.mkdir(parents=True, exist_ok=True)
@@ -176,7 +180,9 @@ def prepare_parallel(
             raise ValueError(f"no {split} pair left after filtering")
         for i, row in enumerate(rows[split]):
             row["ID"] = f"{split}-{i:07d}"
-        _write_manifest(save_folder / f"{split}.csv", rows[split])
+        write_manifest(
+            save_folder / f"{split}.csv", rows[split], MANIFEST_COLUMNS
+        )
     _write_lexicon(save_folder / LEXICON_FILE, lexicon)
 
     report = {split: {"pairs": len(rows[split])} for split in SPLITS}
@@ -188,7 +194,7 @@ def prepare_parallel(
     )
     (save_folder / REPORT_FILE).write_text(json.dumps(report, indent=1))
     # Written last: its presence means everything above completed.
-    (save_folder / OPTIONS_FILE).write_text(json.dumps(options, indent=1))
+    mark_prepared(save_folder, options)
     return report
 
 
@@ -241,30 +247,6 @@ def _drop_overlaps(pairs, src, tgt, dropped, reason):
     kept = [p for p in pairs if p["src"] not in src and p["tgt"] not in tgt]
     dropped[reason] += len(pairs) - len(kept)
     return kept
-
-
-def _already_prepared(save_folder, options):
-    files = [f"{split}.csv" for split in SPLITS]
-    files += [LEXICON_FILE, REPORT_FILE, OPTIONS_FILE]
-    if not all((save_folder / name).is_file() for name in files):
-        return False
-    saved = json.loads((save_folder / OPTIONS_FILE).read_text())
-    if saved != options:
-        logger.info(
-            f"preparation options changed ({saved} -> {options}); "
-            "preparing again"
-        )
-        return False
-    return True
-
-
-def _write_manifest(path, rows):
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _write_lexicon(path, lexicon):

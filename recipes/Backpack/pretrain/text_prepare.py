@@ -31,7 +31,6 @@ Authors
  * speechbrain-sense developers 2026
 """
 
-import csv
 import json
 import os
 import random
@@ -41,6 +40,11 @@ from pathlib import Path
 
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_sense.preparation import (
+    already_prepared,
+    mark_prepared,
+    write_manifest,
+)
 from speechbrain_sense.sensia.parallel_data import (
     normalize_sentence,
     read_parallel,
@@ -51,8 +55,8 @@ logger = get_logger(__name__)
 SPLITS = ("train", "dev", "test")
 MANIFEST_COLUMNS = ("ID", "text", "origin")
 TOKENIZER_TEXT = "tokenizer_text.txt"
-OPTIONS_FILE = "prepare_options.json"
 REPORT_FILE = "prepare_report.json"
+OUTPUTS = [f"{split}.csv" for split in SPLITS] + [TOKENIZER_TEXT, REPORT_FILE]
 
 _HEADING = re.compile(r"^\s*=( =)* .* =( =)*\s*$")
 
@@ -117,7 +121,7 @@ def prepare_text_corpus(
         "wikitext": wikitext,
         "seed": seed,
     }
-    if _already_prepared(save_folder, options):
+    if already_prepared(save_folder, options, OUTPUTS):
         logger.info(f"pretraining manifests in {save_folder} are up to date")
         return json.loads((save_folder / REPORT_FILE).read_text())
     save_folder.mkdir(parents=True, exist_ok=True)
@@ -192,7 +196,9 @@ def prepare_text_corpus(
             raise ValueError(f"no {split} text left after filtering")
         for i, row in enumerate(rows[split]):
             row["ID"] = f"{split}-{i:07d}"
-        _write_manifest(save_folder / f"{split}.csv", rows[split])
+        write_manifest(
+            save_folder / f"{split}.csv", rows[split], MANIFEST_COLUMNS
+        )
     tokenizer_text = [r["text"] for r in rows["train"]] + tokenizer_only
     _write_text(save_folder / TOKENIZER_TEXT, tokenizer_text)
 
@@ -213,7 +219,7 @@ def prepare_text_corpus(
     logger.info(f"dropped: {dict(dropped)}")
     (save_folder / REPORT_FILE).write_text(json.dumps(report, indent=1))
     # Written last: its presence means everything above completed.
-    (save_folder / OPTIONS_FILE).write_text(json.dumps(options, indent=1))
+    mark_prepared(save_folder, options)
     return report
 
 
@@ -252,30 +258,6 @@ def _read_lines(path):
         raise FileNotFoundError(f"text file {path} not found")
     with open(path, encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f]
-
-
-def _already_prepared(save_folder, options):
-    files = [f"{split}.csv" for split in SPLITS]
-    files += [TOKENIZER_TEXT, REPORT_FILE, OPTIONS_FILE]
-    if not all((save_folder / name).is_file() for name in files):
-        return False
-    saved = json.loads((save_folder / OPTIONS_FILE).read_text())
-    if saved != options:
-        logger.info(
-            f"preparation options changed ({saved} -> {options}); "
-            "preparing again"
-        )
-        return False
-    return True
-
-
-def _write_manifest(path, rows):
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _write_text(path, lines):

@@ -39,6 +39,11 @@ from pathlib import Path
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.audio import AudioReadError, audio_duration
+from speechbrain_sense.preparation import (
+    already_prepared,
+    mark_prepared,
+    write_manifest,
+)
 from speechbrain_sense.sampling import save_language_ratios
 
 logger = get_logger(__name__)
@@ -46,9 +51,9 @@ logger = get_logger(__name__)
 SPLITS = ("train", "dev", "test")
 CV_COLUMNS = ("client_id", "path", "sentence")
 MANIFEST_COLUMNS = ("ID", "duration", "wav", "sentence", "lang", "client_id")
-OPTIONS_FILE = "prepare_options.json"
 REPORT_FILE = "prepare_report.json"
 RATIOS_FILE = "language_ratios.json"
+OUTPUTS = [f"{split}.csv" for split in SPLITS] + [REPORT_FILE, RATIOS_FILE]
 
 
 class CommonVoiceFormatError(ValueError):
@@ -109,7 +114,7 @@ def prepare_common_voice(
         "allow_empty_languages": allow_empty_languages,
         "skip_bad_rows": skip_bad_rows,
     }
-    if _already_prepared(save_folder, options):
+    if already_prepared(save_folder, options, OUTPUTS):
         logger.info(f"Common Voice manifests in {save_folder} are up to date")
         return json.loads((save_folder / REPORT_FILE).read_text())
 
@@ -161,30 +166,17 @@ def prepare_common_voice(
         logger.warning(f"{lang}: no training utterance kept, language unused")
 
     for split in SPLITS:
-        _write_manifest(save_folder / f"{split}.csv", rows[split])
+        write_manifest(
+            save_folder / f"{split}.csv", rows[split], MANIFEST_COLUMNS
+        )
     train_counts = Counter(row["lang"] for row in rows["train"])
     save_language_ratios(
         save_folder / RATIOS_FILE, dict(train_counts), language_alpha
     )
     (save_folder / REPORT_FILE).write_text(json.dumps(report, indent=1))
     # Written last: its presence means everything above completed.
-    (save_folder / OPTIONS_FILE).write_text(json.dumps(options, indent=1))
+    mark_prepared(save_folder, options)
     return report
-
-
-def _already_prepared(save_folder, options):
-    files = [f"{split}.csv" for split in SPLITS]
-    files += [REPORT_FILE, RATIOS_FILE, OPTIONS_FILE]
-    if not all((save_folder / name).is_file() for name in files):
-        return False
-    saved = json.loads((save_folder / OPTIONS_FILE).read_text())
-    if saved != options:
-        logger.info(
-            f"preparation options changed ({saved} -> {options}); "
-            "preparing again"
-        )
-        return False
-    return True
 
 
 def _read_clip_durations(lang_dir):
@@ -281,12 +273,3 @@ def _prepare_split(
         "dropped_by_reason": dict(dropped),
     }
     return kept, stats
-
-
-def _write_manifest(path, rows):
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
