@@ -75,7 +75,9 @@ class SenseFrameEncoder(nn.Module):
         super().__init__()
         self.encoder = encoder
         layers = encoder.model.encoder.layers
-        if freeze_first_layers > len(layers):
+        # Meaningless for a frozen encoder: a full-scale yaml's value must
+        # not stop a frozen tiny encoder.
+        if not freeze and freeze_first_layers > len(layers):
             raise ValueError(
                 f"freeze_first_layers={freeze_first_layers} but the encoder "
                 f"has {len(layers)} layers"

@@ -1,0 +1,401 @@
+#!/usr/bin/env python3
+"""Recipe for speech translation (CoVoST 2 X->En) on a SENSE encoder.
+
+The frames of a SENSE speech encoder (frozen or fine-tuned; a plain
+w2v-BERT 2.0 gives the non-semantic baseline) are shortened by a strided
+convolutional length adaptor and read by an autoregressive text decoder:
+a Transformer trained from scratch on a SentencePiece English vocabulary
+(``st.yaml``), or the decoder of a pretrained mBART-50 (``st_mbart.yaml``).
+Training minimises the label-smoothed NLL of the reference translation
+under teacher forcing; dev is beam-searched every ``valid_search_interval``
+epochs and test with the checkpoint of best dev token accuracy. BLEU and
+chrF (sacreBLEU, corpus level) per source language go to
+``<output_folder>/{dev,test}_bleu.{json,md}`` with their sacreBLEU
+signatures, the hypotheses to ``{dev,test}_translations.tsv``.
+
+To run this recipe, do the following:
+> python train.py hparams/st.yaml --data_folder=/path/to/cv4 \
+>     --covost_folder=/path/to/covost_tsvs --encoder_source=/path/to/sense
+
+Multi-GPU:
+> torchrun --nproc_per_node=4 train.py hparams/st.yaml --data_folder=...
+
+CPU demo on a synthetic corpus (generated when data_folder is empty):
+> python train.py hparams/st_tiny.yaml
+
+Authors
+ * speechbrain-sense developers 2026
+"""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.dataio.dataloader import make_dataloader
+from speechbrain.utils.distributed import if_main_process, run_on_main
+from speechbrain.utils.logger import get_logger
+
+from speechbrain_sense.audio import load_audio
+from speechbrain_sense.manifests import read_manifest
+from speechbrain_sense.metrics.translation import translation_scores
+from speechbrain_sense.seq2seq import label_smoothed_nll
+from speechbrain_sense.w2v_bert import W2VBertFeatures, frame_mask
+
+logger = get_logger(__name__)
+
+
+def _unwrap(module):
+    """The module inside a DDP wrapper (for its non-forward methods)."""
+    return getattr(module, "module", module)
+
+
+class STBrain(sb.Brain):
+    """Speech encoder -> length adaptor -> text decoder."""
+
+    def compute_forward(self, batch, stage):
+        """Adapted speech frames ``[B, S, D]`` and their counts ``[B]``."""
+        batch = batch.to(self.device)
+        features, _ = batch.features
+        frames, counts = self.modules.encoder(features, batch.num_frames)
+        return self.modules.adaptor(frames, counts)
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Label-smoothed NLL; beam search on evaluation epochs."""
+        memory, counts = predictions
+        decoder = _unwrap(self.modules.decoder)
+        targets, target_counts = decoder.encode_targets(batch.translation)
+        targets = targets.to(self.device)
+        target_counts = target_counts.to(self.device)
+        # Through the (DDP-wrapped) forward, so gradients synchronise.
+        log_probs = self.modules.decoder(
+            memory, counts, decoder.decoder_inputs(targets)
+        )
+        loss = label_smoothed_nll(
+            log_probs, targets, target_counts, decoder.label_smoothing
+        )
+        if stage != sb.Stage.TRAIN:
+            mask = frame_mask(target_counts, targets.shape[1])
+            correct = (log_probs.argmax(-1) == targets) & mask
+            self.token_counts[0] += int(correct.sum())
+            self.token_counts[1] += int(mask.sum())
+            if self.decode_this_stage:
+                self.collected["ids"].extend(batch.id)
+                self.collected["languages"].extend(batch.lang)
+                self.collected["references"].extend(batch.translation)
+                self.collected["hypotheses"].extend(
+                    decoder.decode(memory, counts)
+                )
+        return loss
+
+    def init_optimizers(self):
+        """One optimiser for adaptor + decoder, one for a trained encoder."""
+        encoder_params = [
+            p for p in self.modules.encoder.parameters() if p.requires_grad
+        ]
+        model_params = [
+            p
+            for name in ("adaptor", "decoder")
+            for p in self.modules[name].parameters()
+            if p.requires_grad
+        ]
+        self.optimizers_dict = {
+            "model_optimizer": self.hparams.model_opt_class(model_params)
+        }
+        if encoder_params:
+            self.optimizers_dict["encoder_optimizer"] = (
+                self.hparams.encoder_opt_class(encoder_params)
+            )
+        self.optimizer = self.optimizers_dict["model_optimizer"]
+        if self.checkpointer is not None:
+            for name, optimizer in self.optimizers_dict.items():
+                self.checkpointer.add_recoverable(name, optimizer)
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Warm-up (Noam) learning rate of the decoder, per update."""
+        if should_step:
+            self.hparams.lr_scheduler(self.optimizers_dict["model_optimizer"])
+
+    def on_stage_start(self, stage, epoch=None):
+        """Resets the buffers; decides whether this stage beam-searches."""
+        self.collected = {
+            "ids": [],
+            "languages": [],
+            "references": [],
+            "hypotheses": [],
+        }
+        self.token_counts = [0, 0]
+        last = epoch == self.hparams.epoch_counter.limit
+        self.decode_this_stage = stage == sb.Stage.TEST or (
+            stage == sb.Stage.VALID
+            and (epoch % self.hparams.valid_search_interval == 0 or last)
+        )
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Token accuracy, BLEU/chrF reports, checkpointing."""
+        stats = {"loss": stage_loss}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        stats["ACC"] = self._accuracy()
+        name = "dev" if stage == sb.Stage.VALID else "test"
+        if self.decode_this_stage:
+            scores = self._translation_scores(name)
+            stats["BLEU"] = scores["all"]["BLEU"]
+            stats["chrF"] = scores["all"]["chrF"]
+        if stage == sb.Stage.VALID:
+            lr = self.optimizers_dict["model_optimizer"].param_groups[0]["lr"]
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": lr},
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(
+                meta={"ACC": stats["ACC"], "epoch": epoch},
+                max_keys=["ACC"],
+                num_to_keep=self.hparams.checkpoints_to_keep,
+            )
+        else:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=stats,
+            )
+
+    def _accuracy(self):
+        """Teacher-forced next-token accuracy over every rank's tokens."""
+        counts = torch.tensor(self.token_counts, dtype=torch.float64)
+        if torch.distributed.is_initialized():
+            counts = counts.to(self.device)
+            torch.distributed.all_reduce(counts)
+        return float(counts[0] / counts[1].clamp(min=1))
+
+    def _translation_scores(self, name):
+        """Gathers every rank's hypotheses, scores and writes the report."""
+        shards = [self.collected]
+        if torch.distributed.is_initialized():
+            shards = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(shards, self.collected)
+        # Deduplicated by utterance id and sorted: every rank computes the
+        # same scores whatever the sharding was.
+        rows = {}
+        for shard in shards:
+            for i, utt_id in enumerate(shard["ids"]):
+                rows[utt_id] = (
+                    shard["languages"][i],
+                    shard["references"][i],
+                    shard["hypotheses"][i],
+                )
+        ids = sorted(rows)
+        languages = [rows[i][0] for i in ids]
+        references = [rows[i][1] for i in ids]
+        hypotheses = [rows[i][2] for i in ids]
+        scores = translation_scores(hypotheses, references, languages)
+        if if_main_process():
+            write_translation_report(
+                self.hparams.output_folder,
+                name,
+                ids,
+                languages,
+                references,
+                hypotheses,
+                scores,
+            )
+        return scores
+
+
+def write_translation_report(
+    output_folder, name, ids, languages, references, hypotheses, scores
+):
+    """Writes the hypotheses and the BLEU/chrF tables of one split.
+
+    Files: ``<name>_translations.tsv`` (``ID, lang, reference,
+    hypothesis``; csv-quoted, so any text round-trips),
+    ``<name>_bleu.json`` (``translation_scores`` output) and
+    ``<name>_bleu.md`` (a table with the sacreBLEU signatures).
+
+    Arguments
+    ---------
+    output_folder : str
+        Experiment folder.
+    name : str
+        ``"dev"`` or ``"test"``.
+    ids, languages, references, hypotheses : list of str
+        One entry per utterance.
+    scores : dict
+        Output of ``translation_scores``.
+
+    Returns
+    -------
+    str
+        The markdown table.
+    """
+    out = Path(output_folder)
+    with open(
+        out / f"{name}_translations.tsv", "w", encoding="utf-8", newline=""
+    ) as f:
+        writer = csv.writer(f, delimiter="\t")
+        writer.writerow(["ID", "lang", "reference", "hypothesis"])
+        writer.writerows(zip(ids, languages, references, hypotheses))
+    lines = [
+        f"Speech translation into English on {name}",
+        "",
+        "| source | utterances | BLEU | chrF |",
+        "|---|---|---|---|",
+    ]
+    for lang, row in scores.items():
+        if lang == "signatures":
+            continue
+        lines.append(
+            f"| {lang} | {row['count']} | {row['BLEU']:.2f} | "
+            f"{row['chrF']:.2f} |"
+        )
+    lines += [
+        "",
+        f"BLEU signature: `{scores['signatures']['BLEU']}`",
+        f"chrF signature: `{scores['signatures']['chrF']}`",
+    ]
+    table = "\n".join(lines) + "\n"
+    (out / f"{name}_bleu.md").write_text(table, encoding="utf-8")
+    (out / f"{name}_bleu.json").write_text(json.dumps(scores, indent=1))
+    return table
+
+
+def dataio_prepare(hparams):
+    """Datasets and duration-batched data loaders of the three splits.
+
+    Audio decoding, 16 kHz resampling and w2v-BERT feature extraction run
+    in the DataLoader workers; the translations are tokenised by the
+    decoder, per batch.
+    """
+    data_root = {"data_root": hparams["data_folder"]}
+    datasets = {}
+    for split in ("train", "dev", "test"):
+        # Not DynamicItemDataset.from_csv: it would rewrite "$" in text.
+        datasets[split] = sb.dataio.dataset.DynamicItemDataset(
+            read_manifest(hparams[f"{split}_csv"], data_root)
+        )
+    features = W2VBertFeatures(
+        hparams["encoder_source"],
+        cache_dir=hparams["pretrained_cache"],
+        sample_rate=hparams["sample_rate"],
+    )
+    sample_rate = hparams["sample_rate"]
+    # Small corpora only: each (persistent) worker keeps its features.
+    memory_cache = {} if hparams["cache_features_in_memory"] else None
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("features", "num_frames")
+    def audio_pipeline(wav):
+        frames = memory_cache.get(wav) if memory_cache is not None else None
+        if frames is None:
+            frames = features(load_audio(wav, sample_rate))
+            if memory_cache is not None:
+                memory_cache[wav] = frames
+        yield frames
+        yield frames.shape[0]
+
+    for dataset in datasets.values():
+        dataset.add_dynamic_item(audio_pipeline)
+        dataset.set_output_keys(
+            ["id", "features", "num_frames", "translation", "lang"]
+        )
+
+    loader_options = dict(hparams["dataloader_options"])
+    if not loader_options.get("num_workers"):
+        # Worker-only options make DataLoader fail without workers.
+        loader_options.pop("persistent_workers", None)
+        loader_options.pop("prefetch_factor", None)
+    loaders = {}
+    for split, dataset in datasets.items():
+        rows = dataset.data
+        durations = [float(rows[i]["duration"]) for i in dataset.data_ids]
+        sampler_class = hparams[
+            "train_sampler" if split == "train" else "eval_sampler"
+        ]
+        loaders[split] = make_dataloader(
+            dataset,
+            batch_sampler=sampler_class(durations, None),
+            **loader_options,
+        )
+    return loaders
+
+
+def ensure_synthetic_corpus(data_folder, **options):
+    """Generates the synthetic CoVoST corpus into an empty ``data_folder``."""
+    folder = Path(data_folder)
+    if folder.is_dir() and any(folder.iterdir()):
+        return
+    from speechbrain_sense.data.synthetic_covost import make_synthetic_covost
+
+    logger.info(f"data_folder {folder} is empty: synthesising a corpus")
+    make_synthetic_covost(folder, **options)
+
+
+if __name__ == "__main__":
+    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+    sb.utils.distributed.ddp_init_group(run_opts)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+
+    # Demo configuration: synthesise a corpus into an empty data_folder.
+    if hparams.get("synthetic_corpus"):
+        run_on_main(
+            ensure_synthetic_corpus,
+            args=[hparams["data_folder"]],
+            kwargs=hparams["synthetic_corpus"],
+        )
+
+    from covost2_prepare import prepare_covost2  # noqa: E402
+
+    # The target vocabulary is trained here for a decoder from scratch; a
+    # pretrained decoder (st_mbart.yaml) brings its tokenizer.
+    run_on_main(
+        prepare_covost2,
+        kwargs={
+            "data_folder": hparams["data_folder"],
+            "covost_folder": hparams["covost_folder"],
+            "save_folder": hparams["save_folder"],
+            "languages": hparams["languages"],
+            "min_duration": hparams["min_duration"],
+            "max_duration": hparams["max_duration"],
+            "vocab_size": hparams.get("vocab_size"),
+            "tokenizer_model_type": hparams.get(
+                "tokenizer_model_type", "unigram"
+            ),
+            "tokenizer_file": hparams.get("tokenizer_file"),
+            "skip_bad_rows": hparams["skip_bad_rows"],
+        },
+    )
+    loaders = dataio_prepare(hparams)
+
+    hparams["checkpointer"].add_recoverable("train_loader", loaders["train"])
+    # A frozen encoder is the pretrained model itself: not re-saved with
+    # every checkpoint.
+    if any(p.requires_grad for p in hparams["encoder"].parameters()):
+        hparams["checkpointer"].add_recoverable("encoder", hparams["encoder"])
+    brain = STBrain(
+        modules=hparams["modules"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    # Brain.fit calls train_sampler.set_epoch(epoch) every epoch.
+    brain.train_sampler = loaders["train"].batch_sampler
+    brain.fit(
+        brain.hparams.epoch_counter,
+        loaders["train"],
+        loaders["dev"],
+    )
+    brain.evaluate(loaders["test"], max_key="ACC")
+    if if_main_process():
+        table = (Path(hparams["output_folder"]) / "test_bleu.md").read_text()
+        print(f"\n{table}")
