@@ -36,6 +36,7 @@ from speechbrain.utils.logger import get_logger
 from torch import nn
 
 from speechbrain_sense.audio import AudioReadError, load_audio, resample
+from speechbrain_sense.dataio import manifest_datasets
 from speechbrain_sense.downstream import LengthAdaptor
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.metrics.slu import (
@@ -620,13 +621,7 @@ def dataio_prepare(hparams):
         ``{"train", "dev", "test"}`` ``DynamicItemDataset``s.
     label_encoder : CTCTextEncoder
     """
-    data_root = {"data_root": hparams["data_folder"]}
-    datasets = {}
-    for split in ("train", "dev", "test"):
-        # Not DynamicItemDataset.from_csv: it would rewrite "$" in text.
-        datasets[split] = sb.dataio.dataset.DynamicItemDataset(
-            read_manifest(hparams[f"{split}_csv"], data_root)
-        )
+    datasets = manifest_datasets(hparams)
     label_encoder = load_label_encoder(hparams["label_encoder_file"])
     features = W2VBertFeatures(
         hparams["encoder_source"], sample_rate=hparams["sample_rate"]

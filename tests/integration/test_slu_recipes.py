@@ -15,36 +15,19 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_sense.data.synthetic_slu import (
     make_synthetic_media,
     make_synthetic_slue_voxpopuli,
 )
-from speechbrain_sense.export import export_student
 from speechbrain_sense.metrics.slu import f1_from_counts, format_tagged
-from speechbrain_sense.pooling import SenseEmbeddingHead
-from speechbrain_sense.student import SenseStudent
-from speechbrain_sense.w2v_bert import SenseW2VBert
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 NER = RECIPES / "SLUE-VoxPopuli/NER"
 MEDIA = RECIPES / "MEDIA/SLU"
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def sense_model_dir(tiny_w2v_bert_dir, tmp_path_factory):
-    """A tiny SENSE model exported as the SENSE recipe exports one."""
-    torch.manual_seed(0)
-    d = str(tiny_w2v_bert_dir)
-    student = SenseStudent(
-        SenseW2VBert(d, d, output_norm=True), SenseEmbeddingHead(32, 16)
-    )
-    out = tmp_path_factory.mktemp("sense_model")
-    return export_student(student.state_dict(), d, out, output_norm=True)
 
 
 @pytest.fixture(scope="module")

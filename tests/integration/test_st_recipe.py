@@ -21,18 +21,13 @@ from pathlib import Path
 
 import pytest
 import sacrebleu
-import torch
 
 from speechbrain_sense.data.synthetic_covost import (
     make_synthetic_covost,
     parallel_sentences,
 )
-from speechbrain_sense.export import export_student
 from speechbrain_sense.manifests import read_manifest
-from speechbrain_sense.pooling import SenseEmbeddingHead
-from speechbrain_sense.student import SenseStudent
 from speechbrain_sense.testing.tiny_text_models import save_tiny_mbart50
-from speechbrain_sense.w2v_bert import SenseW2VBert
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/CoVoST2/ST"
 LANGUAGES = ["fa", "et"]  # the pairs the SENSE paper highlights
@@ -53,18 +48,6 @@ def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("covost")
     make_synthetic_covost(root, LANGUAGES, PER_LANGUAGE, seed=7, split=SPLIT)
     return root
-
-
-@pytest.fixture(scope="module")
-def sense_model_dir(tiny_w2v_bert_dir, tmp_path_factory):
-    """An exported tiny SENSE model (32-d encoder), as the recipe loads."""
-    torch.manual_seed(0)
-    d = str(tiny_w2v_bert_dir)
-    student = SenseStudent(
-        SenseW2VBert(d, d, output_norm=True), SenseEmbeddingHead(32, 16)
-    )
-    out = tmp_path_factory.mktemp("sense_model")
-    return export_student(student.state_dict(), d, out, output_norm=True)
 
 
 def read_tsv(path):

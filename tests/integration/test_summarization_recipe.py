@@ -16,14 +16,9 @@ from pathlib import Path
 
 import pytest
 import soundfile
-import torch
 
 from speechbrain_sense.data.synthetic_slue_ted import make_synthetic_slue_ted
-from speechbrain_sense.export import export_student
 from speechbrain_sense.metrics.summarization import BERTScore, rouge_scores
-from speechbrain_sense.pooling import SenseEmbeddingHead
-from speechbrain_sense.student import SenseStudent
-from speechbrain_sense.w2v_bert import SenseW2VBert
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/SLUE-TED/summarization"
 sys.path.insert(0, str(RECIPE))
@@ -42,17 +37,6 @@ def slue_ted(tmp_path_factory):
     out = tmp_path_factory.mktemp("slue-ted")
     make_synthetic_slue_ted(out, talks=(3, 1, 1), sentences_per_talk=(3, 4))
     return out
-
-
-@pytest.fixture(scope="module")
-def sense_model_dir(tiny_w2v_bert_dir, tmp_path_factory):
-    torch.manual_seed(0)
-    d = str(tiny_w2v_bert_dir)
-    student = SenseStudent(
-        SenseW2VBert(d, d, output_norm=True), SenseEmbeddingHead(32, 16)
-    )
-    out = tmp_path_factory.mktemp("sense_model")
-    return export_student(student.state_dict(), d, out, output_norm=True)
 
 
 def read_rows(path):

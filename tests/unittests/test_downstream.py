@@ -10,27 +10,8 @@ from speechbrain_sense.downstream import (
     SenseFrameEncoder,
     conv_output_length,
 )
-from speechbrain_sense.export import export_student
 from speechbrain_sense.inference import SenseEncoder
-from speechbrain_sense.pooling import SenseEmbeddingHead
-from speechbrain_sense.student import SenseStudent
-from speechbrain_sense.w2v_bert import SenseW2VBert, W2VBertFeatures
-
-
-@pytest.fixture(scope="module")
-def sense_model_dir(tiny_w2v_bert_dir, tmp_path_factory):
-    torch.manual_seed(0)
-    d = str(tiny_w2v_bert_dir)
-    student = SenseStudent(
-        SenseW2VBert(d, d, output_norm=True), SenseEmbeddingHead(32, 16)
-    )
-    # Perturb the weights so the export is not the random initialisation
-    # a fresh load would reproduce by chance.
-    with torch.no_grad():
-        for param in student.parameters():
-            param.add_(0.01 * torch.randn_like(param))
-    out = tmp_path_factory.mktemp("sense_model")
-    return export_student(student.state_dict(), d, out, output_norm=True)
+from speechbrain_sense.w2v_bert import W2VBertFeatures
 
 
 def test_adaptor_output_is_independent_of_padding():

@@ -44,6 +44,11 @@ from pathlib import Path
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.audio import AudioReadError, audio_duration
+from speechbrain_sense.preparation import (
+    already_prepared,
+    mark_prepared,
+    write_manifest,
+)
 
 logger = get_logger(__name__)
 
@@ -67,7 +72,6 @@ MANIFEST_COLUMNS = (
     "lang",
     "client_id",
 )
-OPTIONS_FILE = "prepare_options.json"
 REPORT_FILE = "prepare_report.json"
 
 
@@ -176,7 +180,10 @@ def prepare_covost2(
         ),
         "skip_bad_rows": skip_bad_rows,
     }
-    if _already_prepared(save_folder, options):
+    outputs = [f"{split}.csv" for split in SPLITS] + [REPORT_FILE]
+    if options["tokenizer_file"] is not None:
+        outputs.append(options["tokenizer_file"])  # absolute: kept as is
+    if already_prepared(save_folder, options, outputs):
         logger.info(f"CoVoST 2 manifests in {save_folder} are up to date")
         return json.loads((save_folder / REPORT_FILE).read_text())
 
@@ -212,7 +219,9 @@ def prepare_covost2(
             )
 
     for split in SPLITS:
-        _write_manifest(save_folder / f"{split}.csv", rows[split])
+        write_manifest(
+            save_folder / f"{split}.csv", rows[split], MANIFEST_COLUMNS
+        )
     if vocab_size is not None:
         train_sentencepiece(
             [row["translation"] for row in rows["train"]],
@@ -222,25 +231,8 @@ def prepare_covost2(
         )
     (save_folder / REPORT_FILE).write_text(json.dumps(report, indent=1))
     # Written last: its presence means everything above completed.
-    (save_folder / OPTIONS_FILE).write_text(json.dumps(options, indent=1))
+    mark_prepared(save_folder, options)
     return report
-
-
-def _already_prepared(save_folder, options):
-    files = [save_folder / f"{split}.csv" for split in SPLITS]
-    files += [save_folder / REPORT_FILE, save_folder / OPTIONS_FILE]
-    if options["tokenizer_file"] is not None:
-        files.append(Path(options["tokenizer_file"]))
-    if not all(path.is_file() for path in files):
-        return False
-    saved = json.loads((save_folder / OPTIONS_FILE).read_text())
-    if saved != options:
-        logger.info(
-            f"preparation options changed ({saved} -> {options}); "
-            "preparing again"
-        )
-        return False
-    return True
 
 
 def _open_tsv(path, columns, escapechar=None):
@@ -491,12 +483,3 @@ def train_sentencepiece(texts, model_path, vocab_size, model_type="unigram"):
         f"trained on {len(texts)} translations: {model_path}"
     )
     return model_path
-
-
-def _write_manifest(path, rows):
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)

@@ -39,11 +39,14 @@ from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.audio import load_audio
-from speechbrain_sense.manifests import read_manifest
+from speechbrain_sense.dataio import (
+    audio_feature_pipeline,
+    loader_options,
+    manifest_datasets,
+)
 from speechbrain_sense.metrics.translation import translation_scores
 from speechbrain_sense.seq2seq import label_smoothed_nll
-from speechbrain_sense.w2v_bert import W2VBertFeatures, frame_mask
+from speechbrain_sense.w2v_bert import frame_mask
 
 logger = get_logger(__name__)
 
@@ -270,32 +273,13 @@ def dataio_prepare(hparams):
     in the DataLoader workers; the translations are tokenised by the
     decoder, per batch.
     """
-    data_root = {"data_root": hparams["data_folder"]}
-    datasets = {}
-    for split in ("train", "dev", "test"):
-        # Not DynamicItemDataset.from_csv: it would rewrite "$" in text.
-        datasets[split] = sb.dataio.dataset.DynamicItemDataset(
-            read_manifest(hparams[f"{split}_csv"], data_root)
-        )
-    features = W2VBertFeatures(
+    datasets = manifest_datasets(hparams)
+    audio_pipeline = audio_feature_pipeline(
         hparams["encoder_source"],
-        cache_dir=hparams["pretrained_cache"],
         sample_rate=hparams["sample_rate"],
+        cache_dir=hparams["pretrained_cache"],
+        cache_in_memory=hparams["cache_features_in_memory"],
     )
-    sample_rate = hparams["sample_rate"]
-    # Small corpora only: each (persistent) worker keeps its features.
-    memory_cache = {} if hparams["cache_features_in_memory"] else None
-
-    @sb.utils.data_pipeline.takes("wav")
-    @sb.utils.data_pipeline.provides("features", "num_frames")
-    def audio_pipeline(wav):
-        frames = memory_cache.get(wav) if memory_cache is not None else None
-        if frames is None:
-            frames = features(load_audio(wav, sample_rate))
-            if memory_cache is not None:
-                memory_cache[wav] = frames
-        yield frames
-        yield frames.shape[0]
 
     for dataset in datasets.values():
         dataset.add_dynamic_item(audio_pipeline)
@@ -303,11 +287,7 @@ def dataio_prepare(hparams):
             ["id", "features", "num_frames", "translation", "lang"]
         )
 
-    loader_options = dict(hparams["dataloader_options"])
-    if not loader_options.get("num_workers"):
-        # Worker-only options make DataLoader fail without workers.
-        loader_options.pop("persistent_workers", None)
-        loader_options.pop("prefetch_factor", None)
+    options = loader_options(hparams["dataloader_options"])
     loaders = {}
     for split, dataset in datasets.items():
         rows = dataset.data
@@ -318,7 +298,7 @@ def dataio_prepare(hparams):
         loaders[split] = make_dataloader(
             dataset,
             batch_sampler=sampler_class(durations, None),
-            **loader_options,
+            **options,
         )
     return loaders
 

@@ -34,7 +34,11 @@ from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.audio import load_audio
+from speechbrain_sense.dataio import (
+    audio_feature_pipeline,
+    loader_options,
+    manifest_datasets,
+)
 from speechbrain_sense.losses import cosine_alignment_loss, info_nce
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.retrieval import chance_recall, speech_to_text_recall
@@ -43,7 +47,6 @@ from speechbrain_sense.sampling import (
     utterance_weights,
 )
 from speechbrain_sense.teacher_cache import TeacherEmbeddingCache
-from speechbrain_sense.w2v_bert import W2VBertFeatures
 
 logger = get_logger(__name__)
 
@@ -236,33 +239,13 @@ def dataio_prepare(hparams, teacher_cache):
     Audio decoding, 16 kHz resampling and w2v-BERT feature extraction run
     in the DataLoader workers; the teacher target is a cache lookup.
     """
-    data_root = {"data_root": hparams["data_folder"]}
-    datasets = {}
-    for split in ("train", "dev", "test"):
-        # Not DynamicItemDataset.from_csv: it would rewrite "$" in text.
-        datasets[split] = sb.dataio.dataset.DynamicItemDataset(
-            read_manifest(hparams[f"{split}_csv"], data_root)
-        )
-    features = W2VBertFeatures(
+    datasets = manifest_datasets(hparams)
+    audio_pipeline = audio_feature_pipeline(
         hparams["encoder_source"],
-        cache_dir=hparams["pretrained_cache"],
         sample_rate=hparams["sample_rate"],
+        cache_dir=hparams["pretrained_cache"],
+        cache_in_memory=hparams["cache_features_in_memory"],
     )
-    sample_rate = hparams["sample_rate"]
-    # Small corpora only: each (persistent) worker keeps the features it
-    # computed, so later epochs skip decoding. Off for real data.
-    memory_cache = {} if hparams["cache_features_in_memory"] else None
-
-    @sb.utils.data_pipeline.takes("wav")
-    @sb.utils.data_pipeline.provides("features", "num_frames")
-    def audio_pipeline(wav):
-        frames = memory_cache.get(wav) if memory_cache is not None else None
-        if frames is None:
-            frames = features(load_audio(wav, sample_rate))
-            if memory_cache is not None:
-                memory_cache[wav] = frames
-        yield frames
-        yield frames.shape[0]
 
     @sb.utils.data_pipeline.takes("sentence")
     @sb.utils.data_pipeline.provides("teacher_embedding")
@@ -276,11 +259,7 @@ def dataio_prepare(hparams, teacher_cache):
         dataset.add_dynamic_item(teacher_pipeline)
         dataset.set_output_keys(keys)
 
-    loader_options = dict(hparams["dataloader_options"])
-    if not loader_options.get("num_workers"):
-        # Worker-only options make DataLoader fail without workers.
-        loader_options.pop("persistent_workers", None)
-        loader_options.pop("prefetch_factor", None)
+    options = loader_options(hparams["dataloader_options"])
     loaders = {}
     for split, dataset in datasets.items():
         rows = dataset.data
@@ -295,7 +274,7 @@ def dataio_prepare(hparams, teacher_cache):
             # Evaluation: every utterance once, sharded across DDP ranks.
             sampler = hparams["eval_sampler"](durations, None)
         loaders[split] = make_dataloader(
-            dataset, batch_sampler=sampler, **loader_options
+            dataset, batch_sampler=sampler, **options
         )
     return loaders
 

@@ -50,6 +50,11 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.audio import AudioReadError, audio_duration
 from speechbrain_sense.metrics.slu import parse_tagged
+from speechbrain_sense.preparation import (
+    already_prepared,
+    mark_prepared,
+    write_manifest,
+)
 
 logger = get_logger(__name__)
 
@@ -76,7 +81,6 @@ MANIFEST_COLUMNS = (
     "text",
     "tagged",
 )
-OPTIONS_FILE = "prepare_options.json"
 REPORT_FILE = "prepare_report.json"
 NUMBER_PREFIXES = (
     "dix",
@@ -131,7 +135,9 @@ def prepare_media(
         "method": method,
         "skip_bad_rows": skip_bad_rows,
     }
-    if _already_prepared(save_folder, options):
+    if already_prepared(
+        save_folder, options, ["train.csv", "dev.csv", "test.csv", REPORT_FILE]
+    ):
         logger.info(f"MEDIA manifests in {save_folder} are up to date")
         return json.loads((save_folder / REPORT_FILE).read_text())
     save_folder.mkdir(parents=True, exist_ok=True)
@@ -164,7 +170,7 @@ def prepare_media(
             concepts.update(s.label for s in parse_tagged(row["tagged"]).spans)
         if not rows:
             raise ValueError(f"no {split} segment kept (dropped: {dropped})")
-        _write_manifest(save_folder / f"{split}.csv", rows)
+        write_manifest(save_folder / f"{split}.csv", rows, MANIFEST_COLUMNS)
         report[split] = {
             "kept": len(rows),
             "kept_hours": sum(float(r["duration"]) for r in rows) / 3600,
@@ -180,19 +186,8 @@ def prepare_media(
         )
     (save_folder / REPORT_FILE).write_text(json.dumps(report, indent=1))
     # Written last: its presence means everything above completed.
-    (save_folder / OPTIONS_FILE).write_text(json.dumps(options, indent=1))
+    mark_prepared(save_folder, options)
     return report
-
-
-def _already_prepared(save_folder, options):
-    files = ["train.csv", "dev.csv", "test.csv", REPORT_FILE, OPTIONS_FILE]
-    if not all((save_folder / name).is_file() for name in files):
-        return False
-    saved = json.loads((save_folder / OPTIONS_FILE).read_text())
-    if saved != options:
-        logger.info(f"preparation options changed ({saved} -> {options})")
-        return False
-    return True
 
 
 def read_channels(path):
@@ -412,12 +407,3 @@ def _dialogue_rows(
                 "tagged": tagged,
             }
         )
-
-
-def _write_manifest(path, rows):
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)

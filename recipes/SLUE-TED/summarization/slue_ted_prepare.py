@@ -44,6 +44,11 @@ from pathlib import Path
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.audio import AudioReadError, audio_duration
+from speechbrain_sense.preparation import (
+    already_prepared,
+    mark_prepared,
+    write_manifest,
+)
 
 logger = get_logger(__name__)
 
@@ -52,7 +57,6 @@ SPLITS = {"fine-tune": "train", "dev": "dev", "test": "test"}
 SUMMARY_COLUMNS = ("title", "abstract")
 MANIFEST_COLUMNS = ("ID", "duration", "wav", "summary", "title", "speaker")
 SUMMARY_TARGETS = ("abstract", "title_abstract")
-OPTIONS_FILE = "prepare_options.json"
 REPORT_FILE = "prepare_report.json"
 
 
@@ -173,7 +177,11 @@ def prepare_slue_ted(
         "max_duration": max_duration,
         "skip_bad_rows": skip_bad_rows,
     }
-    if _already_prepared(save_folder, options):
+    if already_prepared(
+        save_folder,
+        options,
+        [f"{name}.csv" for name in SPLITS.values()] + [REPORT_FILE],
+    ):
         logger.info(f"SLUE-TED manifests in {save_folder} are up to date")
         return json.loads((save_folder / REPORT_FILE).read_text())
 
@@ -192,7 +200,7 @@ def prepare_slue_ted(
             raise ValueError(
                 f"SLUE-TED {split}: no talk kept ({stats['dropped_by_reason']})"
             )
-        _write_manifest(save_folder / f"{name}.csv", rows)
+        write_manifest(save_folder / f"{name}.csv", rows, MANIFEST_COLUMNS)
         report[name] = stats
         logger.info(
             f"SLUE-TED {split} -> {name}.csv: kept {stats['kept']} talks "
@@ -206,20 +214,8 @@ def prepare_slue_ted(
         )
     (save_folder / REPORT_FILE).write_text(json.dumps(report, indent=1))
     # Written last: its presence means everything above completed.
-    (save_folder / OPTIONS_FILE).write_text(json.dumps(options, indent=1))
+    mark_prepared(save_folder, options)
     return report
-
-
-def _already_prepared(save_folder, options):
-    files = [f"{name}.csv" for name in SPLITS.values()]
-    files += [REPORT_FILE, OPTIONS_FILE]
-    if not all((save_folder / name).is_file() for name in files):
-        return False
-    saved = json.loads((save_folder / OPTIONS_FILE).read_text())
-    if saved != options:
-        logger.info(f"preparation options changed ({saved}); preparing again")
-        return False
-    return True
 
 
 def _prepare_split(root, split, target, min_dur, max_dur, skip_bad_rows):
@@ -298,12 +294,3 @@ def _prepare_split(root, split, target, min_dur, max_dur, skip_bad_rows):
         "blind": blind,
     }
     return kept, stats
-
-
-def _write_manifest(path, rows):
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)

@@ -38,14 +38,16 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.audio import load_audio
+from speechbrain_sense.dataio import (
+    audio_feature_pipeline,
+    manifest_datasets,
+)
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.metrics.summarization import (
     rouge_description,
     rouge_scores,
 )
 from speechbrain_sense.seq2seq import TransformerTextDecoder
-from speechbrain_sense.w2v_bert import W2VBertFeatures
 
 logger = get_logger(__name__)
 
@@ -227,28 +229,15 @@ def describe_decoding(decoder):
 
 def dataio_prepare(hparams):
     """Datasets of the three splits; features are computed in workers."""
-    data_root = {"data_root": hparams["data_folder"]}
-    features = W2VBertFeatures(
+    # [T, 160] features of the whole talk; windows are cut from them on
+    # the device.
+    audio_pipeline = audio_feature_pipeline(
         hparams["encoder_source"],
-        cache_dir=hparams["pretrained_cache"],
         sample_rate=hparams["sample_rate"],
+        cache_dir=hparams["pretrained_cache"],
     )
-    sample_rate = hparams["sample_rate"]
-
-    @sb.utils.data_pipeline.takes("wav")
-    @sb.utils.data_pipeline.provides("features", "num_frames")
-    def audio_pipeline(wav):
-        # [T, 160]: the whole talk; windows are cut from it on the device.
-        frames = features(load_audio(wav, sample_rate))
-        yield frames
-        yield frames.shape[0]
-
-    datasets = {}
-    for split in ("train", "dev", "test"):
-        # Not DynamicItemDataset.from_csv: it would rewrite "$" in text.
-        dataset = sb.dataio.dataset.DynamicItemDataset(
-            read_manifest(hparams[f"{split}_csv"], data_root)
-        )
+    datasets = manifest_datasets(hparams)
+    for split, dataset in datasets.items():
         dataset.add_dynamic_item(audio_pipeline)
         dataset.set_output_keys(["id", "features", "num_frames", "summary"])
         # Shortest talks first: less padding, and a failure on the longest

@@ -40,6 +40,11 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.audio import AudioReadError, audio_duration
 from speechbrain_sense.metrics.slu import format_tagged
+from speechbrain_sense.preparation import (
+    already_prepared,
+    mark_prepared,
+    write_manifest,
+)
 
 logger = get_logger(__name__)
 
@@ -83,7 +88,6 @@ MANIFEST_COLUMNS = (
     "tagged",
 )
 PUNCTUATION = re.compile(r"[.,;?!]")
-OPTIONS_FILE = "prepare_options.json"
 REPORT_FILE = "prepare_report.json"
 
 
@@ -132,7 +136,9 @@ def prepare_slue_voxpopuli(
         "max_duration": max_duration,
         "skip_bad_rows": skip_bad_rows,
     }
-    if _already_prepared(save_folder, options):
+    if already_prepared(
+        save_folder, options, ["train.csv", "dev.csv", "test.csv", REPORT_FILE]
+    ):
         logger.info(f"SLUE-VoxPopuli manifests in {save_folder} are up to date")
         return json.loads((save_folder / REPORT_FILE).read_text())
     save_folder.mkdir(parents=True, exist_ok=True)
@@ -147,7 +153,7 @@ def prepare_slue_voxpopuli(
                 f"no utterance kept from {SPLIT_FILES[source]} "
                 f"(dropped: {stats['dropped_by_reason']})"
             )
-        _write_manifest(save_folder / f"{split}.csv", rows)
+        write_manifest(save_folder / f"{split}.csv", rows, MANIFEST_COLUMNS)
         report[split] = stats
         logger.info(
             f"{split} ({SPLIT_FILES[source]}): kept {stats['kept']} "
@@ -156,19 +162,8 @@ def prepare_slue_voxpopuli(
         )
     (save_folder / REPORT_FILE).write_text(json.dumps(report, indent=1))
     # Written last: its presence means everything above completed.
-    (save_folder / OPTIONS_FILE).write_text(json.dumps(options, indent=1))
+    mark_prepared(save_folder, options)
     return report
-
-
-def _already_prepared(save_folder, options):
-    files = ["train.csv", "dev.csv", "test.csv", REPORT_FILE, OPTIONS_FILE]
-    if not all((save_folder / name).is_file() for name in files):
-        return False
-    saved = json.loads((save_folder / OPTIONS_FILE).read_text())
-    if saved != options:
-        logger.info(f"preparation options changed ({saved} -> {options})")
-        return False
-    return True
 
 
 def parse_spans(value, where):
@@ -403,12 +398,3 @@ def _prepare_split(data_folder, source, max_duration, skip_bad_rows):
         "entities": dict(sorted(entities.items())),
     }
     return rows, stats
-
-
-def _write_manifest(path, rows):
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
