@@ -10,9 +10,10 @@ Two measurements:
   user takes); ``--config full`` builds the same inference module with
   w2v-BERT 2.0's architecture and random weights
   (:class:`~speechbrain_sense.inference.W2VBertFromConfig`). The timed
-  call is ``encode_batch`` on 16 kHz waveforms: fbank features (NumPy, on
-  the CPU, inside ``forward``), the Conformer and the pooling head. The
-  fbank share is timed separately.
+  call is ``encode_batch`` on 16 kHz waveforms: fbank features (the
+  vectorised :class:`~speechbrain_sense.w2v_bert.W2VBertFbank`, on the
+  model's device, inside ``forward``), the Conformer and the pooling
+  head. The fbank share is timed separately.
 * **Exact retrieval search** over ``N`` queries x ``N`` keys of dimension
   ``D`` with :func:`speechbrain_sense.retrieval.target_ranks` (the rank of
   each query's own key, blockwise, never materialising ``N x N``) and,
@@ -79,9 +80,9 @@ def exported_encoder(options):
     Returns
     -------
     tuple
-        ``(embed, feature_extractor)``: ``embed(wavs, wav_lens)`` returns
-        ``[B, 1, D]`` embeddings; the extractor is the HuggingFace fbank
-        extractor it runs inside.
+        ``(embed, features)``: ``embed(wavs, wav_lens)`` returns
+        ``[B, 1, D]`` embeddings; ``features(wavs, wav_lens)`` is the
+        fbank computation it runs inside.
     """
     from speechbrain_sense.pooling import SenseEmbeddingHead
 
@@ -105,7 +106,7 @@ def exported_encoder(options):
             run_opts={"device": options.device},
         )
         encoder = model.mods.embedding_model.encoder
-        return model.encode_batch, encoder.feature_extractor
+        return model.encode_batch, encoder.waveform_features
 
     from speechbrain_sense.inference import (
         SenseUtteranceEncoder,
@@ -120,7 +121,7 @@ def exported_encoder(options):
     width = config["hidden_size"]
     model = SenseUtteranceEncoder(encoder, SenseEmbeddingHead(width, 1024))
     model.eval().to(options.device)
-    return model, encoder.feature_extractor
+    return model, encoder.waveform_features
 
 
 def measure_rtf(options):
@@ -137,7 +138,7 @@ def measure_rtf(options):
         ``batch``, ``rtf`` (compute seconds per audio second) and
         ``fbank_rtf`` (its fbank part) per batch size.
     """
-    embed, extractor = exported_encoder(options)
+    embed, features = exported_encoder(options)
     device = options.device
     autocast = torch.autocast(
         torch.device(device).type,
@@ -159,12 +160,8 @@ def measure_rtf(options):
             if i:  # the first call warms up
                 times.append(time.perf_counter() - start)
             start = time.perf_counter()
-            extractor(
-                list(wavs.numpy()),
-                sampling_rate=SAMPLE_RATE,
-                return_tensors="pt",
-                padding=True,
-            )
+            features(wavs.to(device), lens)
+            synchronize(device)
             fbank.append(time.perf_counter() - start)
         audio = batch * options.seconds
         out.append(
