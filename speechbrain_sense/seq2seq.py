@@ -112,7 +112,63 @@ def _check_counts(memory, memory_counts):
         )
 
 
-class TransformerTextDecoder(nn.Module):
+class SpeechTextDecoder(nn.Module):
+    """What the recipes call on a text decoder over speech frames.
+
+    Subclasses implement ``forward(memory, memory_counts, decoder_inputs)``
+    (log-probabilities ``[B, U, V]``), ``encode_targets``,
+    ``decoder_inputs``, ``decode_ids`` and ``detokenize``; the loss and
+    text decoding are the same for all of them.
+    """
+
+    def loss(self, memory, memory_counts, targets, target_counts):
+        """Label-smoothed NLL of the targets under teacher forcing.
+
+        Arguments
+        ---------
+        memory : torch.Tensor
+            ``[B, S, memory_dim]``.
+        memory_counts : torch.Tensor
+            ``[B]``.
+        targets : torch.Tensor
+            ``[B, U]`` from ``encode_targets``.
+        target_counts : torch.Tensor
+            ``[B]``.
+
+        Returns
+        -------
+        torch.Tensor
+            Scalar loss per real target token.
+        """
+        targets = targets.to(memory.device)
+        log_probs = self(memory, memory_counts, self.decoder_inputs(targets))
+        return label_smoothed_nll(
+            log_probs, targets, target_counts, self.label_smoothing
+        )
+
+    def decode(self, memory, memory_counts, beam_size=None, greedy=None):
+        """Detokenised hypotheses.
+
+        Arguments
+        ---------
+        memory : torch.Tensor
+            ``[B, S, memory_dim]``.
+        memory_counts : torch.Tensor
+            ``[B]``.
+        beam_size : int, optional
+            Overrides the decoder's ``beam_size``.
+        greedy : bool, optional
+            Overrides the decoder's ``greedy``.
+
+        Returns
+        -------
+        list of str
+        """
+        hyps = self.decode_ids(memory, memory_counts, beam_size, greedy)
+        return self.detokenize(hyps)
+
+
+class TransformerTextDecoder(SpeechTextDecoder):
     """A Transformer text decoder attending to speech frames.
 
     Pre-LayerNorm SpeechBrain ``TransformerDecoder`` layers with a causal
@@ -359,31 +415,6 @@ class TransformerTextDecoder(nn.Module):
         logits = self.output_projection(x)  # [B, U, V]
         return torch.log_softmax(logits.float(), dim=-1)
 
-    def loss(self, memory, memory_counts, targets, target_counts):
-        """Label-smoothed NLL of the targets under teacher forcing.
-
-        Arguments
-        ---------
-        memory : torch.Tensor
-            ``[B, S, memory_dim]``.
-        memory_counts : torch.Tensor
-            ``[B]``.
-        targets : torch.Tensor
-            ``[B, U]`` from ``encode_targets``.
-        target_counts : torch.Tensor
-            ``[B]``.
-
-        Returns
-        -------
-        torch.Tensor
-            Scalar loss per real target token.
-        """
-        targets = targets.to(memory.device)
-        log_probs = self(memory, memory_counts, self.decoder_inputs(targets))
-        return label_smoothed_nll(
-            log_probs, targets, target_counts, self.label_smoothing
-        )
-
     def next_token_log_probs(self, prefixes, memory, memory_counts):
         """Log-probabilities of the token after each prefix.
 
@@ -465,25 +496,18 @@ class TransformerTextDecoder(nn.Module):
         hyps, *_ = self.searcher(beam_size, greedy)(memory, relative)
         return [[int(t) for t in hyp] for hyp in hyps]
 
-    def decode(self, memory, memory_counts, beam_size=None, greedy=None):
-        """Detokenised hypotheses.
+    def detokenize(self, hyps):
+        """Token id sequences to text (SentencePiece).
 
         Arguments
         ---------
-        memory : torch.Tensor
-            ``[B, S, memory_dim]``.
-        memory_counts : torch.Tensor
-            ``[B]``.
-        beam_size : int, optional
-            Overrides the decoder's ``beam_size``.
-        greedy : bool, optional
-            Overrides the decoder's ``greedy``.
+        hyps : list of list of int
+            Hypotheses from :meth:`decode_ids`.
 
         Returns
         -------
         list of str
         """
-        hyps = self.decode_ids(memory, memory_counts, beam_size, greedy)
         return [self.tokenizer.decode(hyp) for hyp in hyps]
 
 
@@ -610,7 +634,7 @@ class _NoTextEncoder(nn.Module):
         )
 
 
-class PretrainedTextDecoder(nn.Module):
+class PretrainedTextDecoder(SpeechTextDecoder):
     """The decoder of a pretrained HuggingFace seq2seq model over speech.
 
     The speech frames are projected to the model width and passed as
@@ -789,31 +813,6 @@ class PretrainedTextDecoder(nn.Module):
         )
         return torch.log_softmax(out.logits.float(), dim=-1)
 
-    def loss(self, memory, memory_counts, targets, target_counts):
-        """Label-smoothed NLL of the targets under teacher forcing.
-
-        Arguments
-        ---------
-        memory : torch.Tensor
-            ``[B, S, memory_dim]``.
-        memory_counts : torch.Tensor
-            ``[B]``.
-        targets : torch.Tensor
-            ``[B, U]`` from ``encode_targets``.
-        target_counts : torch.Tensor
-            ``[B]``.
-
-        Returns
-        -------
-        torch.Tensor
-            Scalar loss per real target token.
-        """
-        targets = targets.to(memory.device)
-        log_probs = self(memory, memory_counts, self.decoder_inputs(targets))
-        return label_smoothed_nll(
-            log_probs, targets, target_counts, self.label_smoothing
-        )
-
     @torch.no_grad()
     def decode_ids(self, memory, memory_counts, beam_size=None, greedy=None):
         """Hypotheses as token ids, from HuggingFace ``generate``.
@@ -851,23 +850,16 @@ class PretrainedTextDecoder(nn.Module):
         )
         return generated.tolist()
 
-    def decode(self, memory, memory_counts, beam_size=None, greedy=None):
-        """Detokenised hypotheses.
+    def detokenize(self, hyps):
+        """Token id sequences to text (special tokens dropped).
 
         Arguments
         ---------
-        memory : torch.Tensor
-            ``[B, S, memory_dim]``.
-        memory_counts : torch.Tensor
-            ``[B]``.
-        beam_size : int, optional
-            Overrides the decoder's ``beam_size``.
-        greedy : bool, optional
-            Overrides the decoder's ``greedy``.
+        hyps : list of list of int
+            Hypotheses from :meth:`decode_ids`.
 
         Returns
         -------
         list of str
         """
-        ids = self.decode_ids(memory, memory_counts, beam_size, greedy)
-        return self.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        return self.tokenizer.batch_decode(hyps, skip_special_tokens=True)
