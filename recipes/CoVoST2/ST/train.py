@@ -39,6 +39,7 @@ from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_sense.data import synthesize_if_empty
 from speechbrain_sense.dataio import (
     audio_feature_pipeline,
     loader_options,
@@ -303,17 +304,6 @@ def dataio_prepare(hparams):
     return loaders
 
 
-def ensure_synthetic_corpus(data_folder, **options):
-    """Generates the synthetic CoVoST corpus into an empty ``data_folder``."""
-    folder = Path(data_folder)
-    if folder.is_dir() and any(folder.iterdir()):
-        return
-    from speechbrain_sense.data.synthetic_covost import make_synthetic_covost
-
-    logger.info(f"data_folder {folder} is empty: synthesising a corpus")
-    make_synthetic_covost(folder, **options)
-
-
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
     sb.utils.distributed.ddp_init_group(run_opts)
@@ -327,10 +317,14 @@ if __name__ == "__main__":
     )
 
     # Demo configuration: synthesise a corpus into an empty data_folder.
-    if hparams.get("synthetic_corpus"):
+    if hparams["synthetic_corpus"]:
+        from speechbrain_sense.data.synthetic_covost import (
+            make_synthetic_covost,
+        )
+
         run_on_main(
-            ensure_synthetic_corpus,
-            args=[hparams["data_folder"]],
+            synthesize_if_empty,
+            args=[hparams["data_folder"], make_synthetic_covost],
             kwargs=hparams["synthetic_corpus"],
         )
 

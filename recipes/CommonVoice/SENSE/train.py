@@ -34,6 +34,7 @@ from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_sense.data import synthesize_if_empty
 from speechbrain_sense.dataio import (
     audio_feature_pipeline,
     loader_options,
@@ -286,17 +287,6 @@ def local_device():
     return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
 
 
-def ensure_synthetic_corpus(data_folder, **options):
-    """Generates the synthetic corpus when ``data_folder`` is missing/empty."""
-    folder = Path(data_folder)
-    if folder.is_dir() and any(folder.iterdir()):
-        return
-    from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
-
-    logger.info(f"data_folder {folder} is empty: synthesising a corpus")
-    make_synthetic_cv(folder, **options)
-
-
 def build_teacher_cache(hparams):
     """Embeds every transcript of every split once (all ranks share)."""
     cache = TeacherEmbeddingCache(
@@ -332,9 +322,11 @@ if __name__ == "__main__":
 
     # Demo configuration: synthesise a corpus into an empty data_folder.
     if hparams["synthetic_corpus"]:
+        from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
+
         run_on_main(
-            ensure_synthetic_corpus,
-            args=[hparams["data_folder"]],
+            synthesize_if_empty,
+            args=[hparams["data_folder"], make_synthetic_cv],
             kwargs=hparams["synthetic_corpus"],
         )
 

@@ -36,6 +36,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_sense.data import synthesize_if_empty
 from speechbrain_sense.slu import (
     TaggedCTCBrain,
     dataio_prepare,
@@ -57,17 +58,6 @@ class MediaSLUBrain(TaggedCTCBrain):
     }
 
 
-def ensure_synthetic_corpus(data_folder, **options):
-    """Generates the synthetic corpus when ``data_folder`` is missing/empty."""
-    folder = Path(data_folder)
-    if folder.is_dir() and any(folder.iterdir()):
-        return
-    from speechbrain_sense.data.synthetic_slu import make_synthetic_media
-
-    logger.info(f"data_folder {folder} is empty: synthesising a corpus")
-    make_synthetic_media(folder, **options)
-
-
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
     sb.utils.distributed.ddp_init_group(run_opts)
@@ -81,9 +71,11 @@ if __name__ == "__main__":
     )
 
     if hparams["synthetic_corpus"]:
+        from speechbrain_sense.data.synthetic_slu import make_synthetic_media
+
         run_on_main(
-            ensure_synthetic_corpus,
-            args=[hparams["data_folder"]],
+            synthesize_if_empty,
+            args=[hparams["data_folder"], make_synthetic_media],
             kwargs=hparams["synthetic_corpus"],
         )
 

@@ -38,6 +38,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_sense.data import synthesize_if_empty
 from speechbrain_sense.dataio import (
     audio_feature_pipeline,
     manifest_datasets,
@@ -270,19 +271,6 @@ def train_target_tokenizer(hparams, decoder):
     )
 
 
-def ensure_synthetic_corpus(data_folder, **options):
-    """Generates the synthetic corpus when ``data_folder`` is missing/empty."""
-    folder = Path(data_folder)
-    if folder.is_dir() and any(folder.iterdir()):
-        return
-    from speechbrain_sense.data.synthetic_slue_ted import (
-        make_synthetic_slue_ted,
-    )
-
-    logger.info(f"data_folder {folder} is empty: synthesising SLUE-TED talks")
-    make_synthetic_slue_ted(folder, **options)
-
-
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
     sb.utils.distributed.ddp_init_group(run_opts)
@@ -297,9 +285,13 @@ if __name__ == "__main__":
 
     # Demo configuration: synthesise talks into an empty data_folder.
     if hparams["synthetic_corpus"]:
+        from speechbrain_sense.data.synthetic_slue_ted import (
+            make_synthetic_slue_ted,
+        )
+
         run_on_main(
-            ensure_synthetic_corpus,
-            args=[hparams["data_folder"]],
+            synthesize_if_empty,
+            args=[hparams["data_folder"], make_synthetic_slue_ted],
             kwargs=hparams["synthetic_corpus"],
         )
 
