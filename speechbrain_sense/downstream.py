@@ -121,8 +121,9 @@ class SenseFrameEncoder(nn.Module):
         freeze_first_layers : int
             Lower layers kept fixed when fine-tuning.
         savedir : str or Path, optional
-            Where SpeechBrain links the SENSE model's files (a temporary
-            folder by default); the HuggingFace cache for a hub id.
+            SpeechBrain's ``savedir`` for a SENSE model (nothing is written
+            there: a local model is read in place); the download folder for
+            a w2v-BERT hub id.
         output_norm : bool, optional
             Layer-normalise the frames. Defaults to what the SENSE model
             was trained with; off for a plain w2v-BERT model.
@@ -134,11 +135,16 @@ class SenseFrameEncoder(nn.Module):
         if is_sense_model_dir(source):
             import tempfile
 
+            from speechbrain.utils.fetching import LocalStrategy
+
             from speechbrain_sense.inference import SenseEncoder
 
+            # Read in place: no links in savedir, which DDP ranks building
+            # the model at the same time would race to create.
             model = SenseEncoder.from_hparams(
                 source=str(source),
                 savedir=str(savedir or tempfile.mkdtemp(prefix="sense-")),
+                local_strategy=LocalStrategy.NO_LINK,
             )
             encoder = model.mods.embedding_model.encoder
             if output_norm is not None:

@@ -105,3 +105,12 @@ def test_rejects_other_models(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(ValueError, match="neither an exported SENSE model"):
         SenseFrameEncoder.from_pretrained(tmp_path)
+
+
+def test_loading_writes_nothing_into_savedir(sense_model_dir, tmp_path):
+    # DDP ranks build the encoder at the same time from one yaml: links
+    # created in a shared savedir would race (FileExistsError).
+    savedir = tmp_path / "shared"
+    for _ in range(2):
+        SenseFrameEncoder.from_pretrained(sense_model_dir, savedir=savedir)
+    assert not savedir.exists() or not any(savedir.iterdir())
