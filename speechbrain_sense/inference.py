@@ -23,10 +23,13 @@ The pieces the exported ``hyperparams.yaml`` builds:
   HuggingFace ``config.json`` / ``preprocessor_config.json`` stored in the
   model directory (read through ``!include``, which hyperpyyaml resolves
   next to the yaml file, so loading works offline and from any working
-  directory); its raw-waveform ``forward`` is SpeechBrain's ``W2VBert``
-  code path, the one training validated against. (``!include`` follows
-  the symlink that ``from_hparams`` puts in ``savedir`` back to the model
-  folder: use the default ``LocalStrategy.SYMLINK`` or no ``savedir``.)
+  directory); its raw-waveform ``forward`` computes the features with
+  the same :class:`~speechbrain_sense.w2v_bert.W2VBertFbank` as the
+  training DataLoader workers, so inference sees exactly the training
+  inputs. (``!include`` resolves next to the yaml file that
+  ``from_hparams`` reads: the symlink it puts in ``savedir`` with the
+  default ``LocalStrategy.SYMLINK``, or the model folder itself with
+  ``LocalStrategy.NO_LINK``; a copying strategy breaks it.)
 * :class:`SenseUtteranceEncoder`: encoder + :class:`SenseEmbeddingHead`,
   with the same parameter names as the training-time ``SenseStudent``, so
   a recipe's ``student.ckpt`` is its state dict as is. It maps padded
