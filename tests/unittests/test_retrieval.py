@@ -429,3 +429,26 @@ def test_multilingual_retrieval_known_values():
         speech, texts, [r[0] for r in rows], [r[1] for r in rows]
     )
     assert without_pairs["speech_to_speech"] is None
+
+
+def _stable_sort_topk(scores, k):
+    """Reference: the k best columns by one stable full sort per row."""
+    order = torch.sort(scores, dim=-1, descending=True, stable=True)
+    return order.values[:, :k], order.indices[:, :k]
+
+
+@pytest.mark.parametrize("levels", [None, 3, 7])
+def test_block_topk_equals_a_stable_full_sort(levels):
+    from speechbrain_sense.retrieval import _block_topk
+
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(64, 50, generator=generator)
+    if levels:
+        # Few distinct values: ties at and above the k-th place everywhere
+        # (the general path); without rounding, the no-tie fast path.
+        scores = torch.round(scores * levels) / levels
+    for k in (1, 5, 50):
+        values, columns = _block_topk(scores, k)
+        expected_values, expected_columns = _stable_sort_topk(scores, k)
+        assert torch.equal(values, expected_values)
+        assert torch.equal(columns, expected_columns)
