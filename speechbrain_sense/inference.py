@@ -57,6 +57,7 @@ from torch import nn
 from speechbrain_sense.audio import audio_duration, load_audio
 from speechbrain_sense.w2v_bert import (
     SenseW2VBert,
+    sample_counts,
     vectorized_fbank,
     w2v_bert_frame_count,
 )
@@ -207,10 +208,7 @@ class SenseUtteranceEncoder(nn.Module):
         torch.Tensor
             ``[B]`` long frame counts.
         """
-        # Rounded exactly as SpeechBrain's undo_padding cuts the waveforms
-        # that the encoder's feature extractor sees.
-        samples = torch.round(wav_lens.cpu().float() * wavs.shape[1]).long()
-        return w2v_bert_frame_count(samples)
+        return w2v_bert_frame_count(sample_counts(wav_lens, wavs.shape[1]))
 
     def encode_frames(self, wavs, wav_lens=None):
         """Encoder frames of a batch and the number of real ones.

@@ -312,6 +312,31 @@ def frame_mask(frame_counts, max_frames):
     return positions.unsqueeze(0) < frame_counts.unsqueeze(1)
 
 
+def sample_counts(wav_lens, padded_length):
+    """Real samples of padded waveforms from SpeechBrain relative lengths.
+
+    Rounded exactly as SpeechBrain's ``undo_padding`` cuts the waveforms.
+
+    Arguments
+    ---------
+    wav_lens : torch.Tensor
+        ``[B]`` lengths relative to ``padded_length``.
+    padded_length : int
+        ``T``, the padded number of samples.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B]`` long sample counts, on the CPU.
+
+    Example
+    -------
+    >>> sample_counts(torch.tensor([1.0, 0.5]), 16001).tolist()
+    [16001, 8000]
+    """
+    return torch.round(wav_lens.detach().cpu().float() * padded_length).long()
+
+
 def vectorized_fbank(extractor):
     """:class:`W2VBertFbank` of ``extractor``, or None if it is another kind.
 
@@ -444,13 +469,11 @@ class SenseW2VBert(W2VBert):
         """
         if wav_lens is None:
             wav_lens = torch.ones(len(wav))
-        # Rounded as SpeechBrain's undo_padding cuts the waveforms.
-        samples = torch.round(wav_lens.detach().cpu().float() * wav.shape[1])
-        self.fbank.to(wav.device)
+        samples = sample_counts(wav_lens, wav.shape[1])
         with torch.no_grad():
             features = [
                 self.fbank(w[: int(n)].detach().float())
-                for w, n in zip(wav, samples.long())
+                for w, n in zip(wav, samples)
             ]
         counts = torch.tensor([len(f) for f in features])
         # [B] x [T_i, 160] -> [B, T', 160]

@@ -126,6 +126,9 @@ def save_model_files(model, out_dir):
     leave a DDP rank that builds a tiny model with an empty directory. The
     files written here are the ones ``from_pretrained`` reads.
 
+    Tied weights (BART's shared embeddings) are stored once, as
+    ``save_pretrained`` stores them.
+
     Arguments
     ---------
     model : transformers.PreTrainedModel
@@ -133,11 +136,12 @@ def save_model_files(model, out_dir):
     out_dir : Path
         Existing directory.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save_model
 
     model.config.save_pretrained(out_dir)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(state, Path(out_dir) / "model.safetensors", {"format": "pt"})
+    save_model(
+        model, str(Path(out_dir) / "model.safetensors"), {"format": "pt"}
+    )
 
 
 def _tokenizer_training_text():

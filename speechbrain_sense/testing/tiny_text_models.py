@@ -128,13 +128,7 @@ def save_tiny_bart(
         forced_eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(seed)
-    model = BartForConditionalGeneration(config)
-    # Not save_pretrained (it writes nothing on DDP ranks other than 0);
-    # save_model stores the tied embeddings once.
-    from safetensors.torch import save_model
-
-    config.save_pretrained(out_dir)
-    save_model(model, str(out_dir / "model.safetensors"), {"format": "pt"})
+    save_model_files(BartForConditionalGeneration(config), out_dir)
     return out_dir
 
 
@@ -226,11 +220,7 @@ def save_tiny_mbart50(
         forced_eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(seed)
-    model = MBartForConditionalGeneration(config)
-    from safetensors.torch import save_model
-
-    config.save_pretrained(out_dir)
-    save_model(model, str(out_dir / "model.safetensors"), {"format": "pt"})
+    save_model_files(MBartForConditionalGeneration(config), out_dir)
     return out_dir
 
 
