@@ -24,6 +24,10 @@ class AudioReadError(RuntimeError):
     """An audio file could not be decoded (the message names the file)."""
 
 
+class EmptyAudioError(AudioReadError):
+    """An audio file decodes to no samples at all."""
+
+
 @functools.lru_cache(maxsize=16)
 def _resampler(orig_freq, new_freq):
     return torchaudio.transforms.Resample(orig_freq, new_freq)
@@ -96,7 +100,7 @@ def load_audio(path, sample_rate=16000):
             f"cannot decode audio file {path}: {error}"
         ) from error
     if samples.shape[0] == 0:
-        raise AudioReadError(f"audio file {path} holds no samples")
+        raise EmptyAudioError(f"audio file {path} holds no samples")
     # [time, channels] -> [time]
     mono = torch.from_numpy(np.ascontiguousarray(samples.mean(axis=1)))
     return resample(mono, file_rate, sample_rate)

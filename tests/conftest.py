@@ -40,3 +40,44 @@ def sense_model_dir(tiny_w2v_bert_dir, tmp_path_factory):
             param.add_(0.01 * torch.randn_like(param))
     out = tmp_path_factory.mktemp("sense_model")
     return export_student(student.state_dict(), d, out, output_norm=True)
+
+
+@pytest.fixture(scope="session")
+def shard_corpus(tiny_w2v_bert_dir, tmp_path_factory):
+    """A prepared 2-language synthetic Common Voice corpus and its shards.
+
+    Returns a dict with ``data_folder``, ``save_folder``, ``manifests``
+    (split -> CSV), ``encoder`` (tiny w2v-BERT dir) and ``shards`` (a
+    verified folder, 4 clips per shard, features stored).
+    """
+    import sys
+    from pathlib import Path
+
+    from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
+    from speechbrain_sense.shards import build_shards
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes/CommonVoice/SENSE"
+    sys.path.insert(0, str(recipe))
+    from common_voice_prepare import prepare_common_voice
+
+    root = tmp_path_factory.mktemp("shard_corpus")
+    data, save = root / "cv", root / "save"
+    make_synthetic_cv(data, ["en", "fr"], per_language=15, seed=3)
+    prepare_common_voice(data, save, ["en", "fr"], min_duration=0.0)
+    manifests = {s: save / f"{s}.csv" for s in ("train", "dev", "test")}
+    shards = root / "shards"
+    build_shards(
+        manifests,
+        shards,
+        str(tiny_w2v_bert_dir),
+        data_root=data,
+        samples_per_shard=4,
+        progress=False,
+    )
+    return {
+        "data_folder": data,
+        "save_folder": save,
+        "manifests": manifests,
+        "encoder": str(tiny_w2v_bert_dir),
+        "shards": shards,
+    }
