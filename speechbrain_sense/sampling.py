@@ -46,6 +46,7 @@ __all__ = [
     "LanguageBalancedDynamicBatchSampler",
     "language_ratios",
     "load_language_ratios",
+    "pack_by_duration",
     "save_language_ratios",
     "utterance_weights",
 ]
@@ -309,6 +310,66 @@ def _draw_weighted(
     )
     keys = e / weights
     return torch.topk(keys, num_samples, largest=False, sorted=True).indices
+
+
+def pack_by_duration(
+    durations: Sequence[float],
+    max_batch_seconds: float,
+    max_batch_size: int | None = None,
+) -> tuple[list[int], int]:
+    """Greedy packing of consecutive utterances into capped batches.
+
+    Utterances are taken in order; a batch is closed when one more would
+    make its padded duration ``len(batch) * max(duration)`` exceed
+    ``max_batch_seconds`` or its size exceed ``max_batch_size``. An
+    utterance longer than the cap gets a batch of its own. A plain Python
+    loop: it is sequential by nature and a single pass over floats costs
+    well under a second per million utterances.
+
+    Arguments
+    ---------
+    durations : Sequence[float]
+        Seconds, in packing order.
+    max_batch_seconds : float
+        Cap on the padded duration of a batch.
+    max_batch_size : int or None
+        Cap on the number of utterances of a batch.
+
+    Returns
+    -------
+    tuple
+        The end offset of every batch, and the number of oversize
+        utterances.
+
+    Example
+    -------
+    >>> pack_by_duration([1.0, 1.0, 3.0, 9.0, 2.0], max_batch_seconds=6.0)
+    ([2, 3, 4, 5], 1)
+    """
+    cap = max_batch_seconds
+    max_size = max_batch_size or len(durations)
+    ends: list[int] = []
+    num_oversize = 0
+    size = 0
+    longest = 0.0
+    for i, d in enumerate(durations):
+        if d > cap:
+            # Alone in its own batch: close the open batch first.
+            if size:
+                ends.append(i)
+            ends.append(i + 1)
+            num_oversize += 1
+            size, longest = 0, 0.0
+            continue
+        new_longest = d if d > longest else longest
+        if size and (size == max_size or (size + 1) * new_longest > cap):
+            ends.append(i)
+            size, new_longest = 0, d
+        size += 1
+        longest = new_longest
+    if size:
+        ends.append(len(durations))
+    return ends, num_oversize
 
 
 class LanguageBalancedDynamicBatchSampler(torch.utils.data.Sampler[list[int]]):
@@ -661,35 +722,9 @@ class LanguageBalancedDynamicBatchSampler(torch.utils.data.Sampler[list[int]]):
         return _Plan(epoch, flat, starts, ends, num_oversize)
 
     def _pack(self, durations: list[float]) -> tuple[list[int], int]:
-        """Greedy packing; returns batch end offsets and the oversize count.
-
-        A plain Python loop: it is sequential by nature and a single pass
-        over floats costs well under a second per million utterances.
-        """
-        cap = self.max_batch_seconds
-        max_size = self.max_batch_size or len(durations)
-        ends: list[int] = []
-        num_oversize = 0
-        size = 0
-        longest = 0.0
-        for i, d in enumerate(durations):
-            if d > cap:
-                # Alone in its own batch: close the open batch first.
-                if size:
-                    ends.append(i)
-                ends.append(i + 1)
-                num_oversize += 1
-                size, longest = 0, 0.0
-                continue
-            new_longest = d if d > longest else longest
-            if size and (size == max_size or (size + 1) * new_longest > cap):
-                ends.append(i)
-                size, new_longest = 0, d
-            size += 1
-            longest = new_longest
-        if size:
-            ends.append(len(durations))
-        return ends, num_oversize
+        return pack_by_duration(
+            durations, self.max_batch_seconds, self.max_batch_size
+        )
 
     def _split_to_multiple(
         self, starts: np.ndarray, ends: np.ndarray
