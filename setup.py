@@ -35,6 +35,8 @@ setup(
         "rouge-score",
         "soundfile",
         "matplotlib",
+        "tqdm",
+        "webdataset",
         "silero-vad",
     ],
     extras_require={
