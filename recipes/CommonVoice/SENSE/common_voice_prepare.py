@@ -21,10 +21,16 @@ any training utterance is an error unless ``allow_empty_languages``. The
 SAMU-XLSR language ratios of the kept training data go to
 ``language_ratios.json``.
 
+Partial releases: ``languages="auto"`` takes every locale folder of
+``data_folder`` (a folder holding ``train.tsv``), so a download of a few
+locales needs no language list. A language without ``dev.tsv`` or
+``test.tsv`` contributes nothing to that split (a warning, and
+``"missing": true`` in its report entry); ``train.tsv`` is required.
+
 Durations come from ``clip_durations.tsv`` when the release ships it, else
 from each clip's header. Preparation is skipped when the manifests exist
-and were written with the same options; any change of languages or
-options redoes it.
+and were written with the same options; any change of languages (for
+``"auto"``: of the locale folders found) or options redoes it.
 
 Authors
  * speechbrain-sense developers 2026
@@ -53,6 +59,10 @@ CV_COLUMNS = ("client_id", "path", "sentence")
 MANIFEST_COLUMNS = ("ID", "duration", "wav", "sentence", "lang", "client_id")
 REPORT_FILE = "prepare_report.json"
 RATIOS_FILE = "language_ratios.json"
+# ``languages`` value that selects every locale folder of ``data_folder``.
+AUTO_LANGUAGES = "auto"
+# Splits a partial release may lack (the language then has no such rows).
+OPTIONAL_SPLITS = ("dev", "test")
 OUTPUTS = [f"{split}.csv" for split in SPLITS] + [REPORT_FILE, RATIOS_FILE]
 
 
@@ -78,8 +88,10 @@ def prepare_common_voice(
         Root of the Common Voice release (one folder per language).
     save_folder : str
         Where the manifests, the report and the language ratios go.
-    languages : list of str
-        Common Voice locale codes (folder names), e.g. ``["en", "fr"]``.
+    languages : list of str or "auto"
+        Common Voice locale codes (folder names), e.g. ``["en", "fr"]``,
+        each of which must exist; or ``"auto"``: every locale folder of
+        ``data_folder`` (see :func:`find_locales`).
     min_duration : float
         Shortest clip kept, in seconds.
     max_duration : float
@@ -96,15 +108,36 @@ def prepare_common_voice(
     Returns
     -------
     dict
-        The report: per language and split, kept and dropped counts with
-        reasons, and kept hours.
+        The report: per language (in the order prepared, i.e. the resolved
+        language list) and split, kept and dropped counts with reasons,
+        and kept hours; a split whose TSV is absent has ``"missing":
+        True`` and zero counts.
     """
+    if isinstance(languages, str):
+        if languages != AUTO_LANGUAGES:
+            raise ValueError(
+                f"languages must be a list of locale codes or "
+                f"{AUTO_LANGUAGES!r}, not {languages!r}"
+            )
+        languages = find_locales(data_folder)
+        if not languages:
+            raise FileNotFoundError(
+                f"languages={AUTO_LANGUAGES!r} found no locale folder (a "
+                f"folder holding train.tsv) in data_folder {data_folder}; "
+                "is it the root of a Common Voice release?"
+            )
+        logger.info(
+            f"languages={AUTO_LANGUAGES!r}: {len(languages)} locales in "
+            f"{data_folder}: {', '.join(languages)}"
+        )
     languages = list(languages)
     if not languages:
         raise ValueError("no language given to prepare_common_voice")
     if len(set(languages)) != len(languages):
         raise ValueError(f"duplicate languages in {languages}")
     save_folder = Path(save_folder)
+    # The resolved list, never "auto": adding or removing a locale folder
+    # then changes the options and redoes the preparation.
     options = {
         "data_folder": os.path.abspath(data_folder),
         "languages": languages,
@@ -143,11 +176,16 @@ def prepare_common_voice(
             rows[split].extend(kept)
             report[lang][split] = stats
         train = report[lang]["train"]
+        evaluation = "; ".join(
+            f"{split} missing"
+            if report[lang][split].get("missing")
+            else f"{split} kept {report[lang][split]['kept']}"
+            for split in OPTIONAL_SPLITS
+        )
         logger.info(
             f"{lang}: train kept {train['kept']} "
             f"({train['kept_hours']:.2f} h), dropped {train['dropped']}; "
-            f"dev kept {report[lang]['dev']['kept']}; "
-            f"test kept {report[lang]['test']['kept']}"
+            f"{evaluation}"
         )
 
     empty = [lang for lang in languages if report[lang]["train"]["kept"] == 0]
@@ -166,6 +204,12 @@ def prepare_common_voice(
         logger.warning(f"{lang}: no training utterance kept, language unused")
 
     for split in SPLITS:
+        if not rows[split]:
+            # Still written (header only): readers expect all three files.
+            logger.warning(
+                f"{split}.csv holds no utterance of any language (train.py "
+                "needs dev and test utterances)"
+            )
         write_manifest(
             save_folder / f"{split}.csv", rows[split], MANIFEST_COLUMNS
         )
@@ -177,6 +221,51 @@ def prepare_common_voice(
     # Written last: its presence means everything above completed.
     mark_prepared(save_folder, options)
     return report
+
+
+def find_locales(data_folder):
+    """The locale folders of a Common Voice release, sorted.
+
+    A folder counts as a locale when it holds ``train.tsv``; other
+    folders (logged) and files are ignored.
+
+    Arguments
+    ---------
+    data_folder : str or Path
+        Root of the release.
+
+    Returns
+    -------
+    list of str
+        Folder names, e.g. ``["en", "fr"]``; empty when there is none
+        (or ``data_folder`` does not exist).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for name in ("fr", "en", "notes"):
+    ...     (root / name).mkdir()
+    >>> for name in ("fr", "en"):
+    ...     _ = (root / name / "train.tsv").write_text("")
+    >>> find_locales(root)
+    ['en', 'fr']
+    """
+    data_folder = Path(data_folder)
+    if not data_folder.is_dir():
+        return []
+    locales, ignored = [], []
+    for entry in sorted(data_folder.iterdir()):
+        if entry.is_dir() and (entry / "train.tsv").is_file():
+            locales.append(entry.name)
+        elif entry.is_dir():
+            ignored.append(entry.name)
+    if ignored:
+        logger.info(
+            f"not locale folders (no train.tsv) in {data_folder}: "
+            f"{', '.join(ignored)}"
+        )
+    return locales
 
 
 def _read_clip_durations(lang_dir):
@@ -207,7 +296,20 @@ def _prepare_split(
     dropped = Counter()
     kept = []
     if not tsv.is_file():
-        raise FileNotFoundError(f"missing Common Voice split file {tsv}")
+        if split not in OPTIONAL_SPLITS:
+            raise FileNotFoundError(
+                f"missing Common Voice training split {tsv} (only dev.tsv "
+                "and test.tsv may be absent)"
+            )
+        logger.warning(f"{lang}: no {tsv}, {split} split skipped")
+        stats = {
+            "missing": True,
+            "kept": 0,
+            "kept_hours": 0.0,
+            "dropped": 0,
+            "dropped_by_reason": {},
+        }
+        return [], stats
 
     def reject(reason, message):
         if not skip_bad_rows:
