@@ -340,7 +340,7 @@ def build_ours(options, corpus):
     hparams = recipe_hparams(options, corpus)
     cache = teacher_cache(options, corpus, teacher)  # built beforehand
     del teacher
-    loader = recipe.dataio_prepare(hparams, cache)["train"]
+    loader = recipe.dataio_prepare(hparams, cache)[0]["train"]
     torch.manual_seed(options["seed"])
     encoder = SenseW2VBert(
         hparams["encoder_source"],

@@ -47,7 +47,15 @@ from speechbrain_sense.sampling import (
     load_language_ratios,
     utterance_weights,
 )
+from speechbrain_sense.shards import (
+    INDEX_FILE,
+    build_shards,
+    check_fingerprint,
+    load_index,
+)
+from speechbrain_sense.streaming import ShardStream, StreamLoader
 from speechbrain_sense.teacher_cache import TeacherEmbeddingCache
+from speechbrain_sense.w2v_bert import W2VBertFeatures
 
 logger = get_logger(__name__)
 
@@ -234,13 +242,37 @@ def write_metric_tables(metrics, output_folder, name):
     return table
 
 
-def dataio_prepare(hparams, teacher_cache):
-    """Datasets, samplers and data loaders of the three splits.
+def prepared_splits(hparams):
+    """The splits whose manifests hold utterances (train and dev must).
+
+    A release without any ``test.tsv`` trains and validates, and is not
+    tested; without dev data there is no model selection.
+    """
+    splits = []
+    for split in ("train", "dev", "test"):
+        with open(hparams[f"{split}_csv"], encoding="utf-8") as f:
+            if sum(1 for _ in zip(range(2), f)) > 1:
+                splits.append(split)
+            elif split != "test":
+                raise ValueError(
+                    f"{hparams[f'{split}_csv']} holds no utterance: the "
+                    f"recipe needs {split} data (see prepare_report.json)"
+                )
+            else:
+                logger.warning(
+                    "no test utterance in any language: the model is "
+                    "trained and validated, not tested"
+                )
+    return splits
+
+
+def dataio_prepare(hparams, teacher_cache, splits=("train", "dev", "test")):
+    """Data loaders of the splits, from the manifests' audio.
 
     Audio decoding, 16 kHz resampling and w2v-BERT feature extraction run
     in the DataLoader workers; the teacher target is a cache lookup.
     """
-    datasets = manifest_datasets(hparams)
+    datasets = manifest_datasets(hparams, splits)
     audio_pipeline = audio_feature_pipeline(
         hparams["encoder_source"],
         sample_rate=hparams["sample_rate"],
@@ -277,7 +309,97 @@ def dataio_prepare(hparams, teacher_cache):
         loaders[split] = make_dataloader(
             dataset, batch_sampler=sampler, **options
         )
-    return loaders
+    # Brain.fit calls set_epoch on it every epoch (with or without DDP);
+    # mid-epoch checkpoints resume at the right batch: the sampler's plan
+    # is a pure function of (seed, epoch).
+    return loaders, loaders["train"].batch_sampler
+
+
+class TeacherTargets:
+    """Adds the cached teacher embedding of a streamed clip's transcript.
+
+    Arguments
+    ---------
+    cache : TeacherEmbeddingCache
+        The built cache.
+    """
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def __call__(self, sample):
+        return {"teacher_embedding": self.cache[sample["sentence"]]}
+
+
+def shards_prepare(hparams, splits):
+    """Builds the shards on the main process when none are verified yet.
+
+    On a cluster, build them beforehand with
+    ``python -m speechbrain_sense.shards build`` (one job per node).
+    """
+    if (Path(hparams["shards_folder"]) / INDEX_FILE).is_file():
+        return
+    build_shards(
+        {split: hparams[f"{split}_csv"] for split in splits},
+        hparams["shards_folder"],
+        hparams["encoder_source"],
+        data_root=hparams["data_folder"],
+        store=hparams["shard_store"],
+        samples_per_shard=hparams["samples_per_shard"],
+        min_duration=hparams["min_duration"],
+        max_duration=hparams["max_duration"],
+        max_bad_fraction=hparams["max_bad_fraction"],
+        seed=hparams["seed"],
+        progress=False,
+    )
+
+
+def stream_prepare(hparams, teacher_cache, splits=("train", "dev", "test")):
+    """Data loaders of the splits, streamed from the shards.
+
+    Training batches mix the languages with the SAMU-XLSR ratios and an
+    epoch is ``epoch_audio_hours`` of speech; dev and test yield every
+    clip once.
+    """
+    features = W2VBertFeatures(
+        hparams["encoder_source"], cache_dir=hparams["pretrained_cache"]
+    )
+    check_fingerprint(
+        load_index(hparams["shards_folder"]),
+        features.extractor,
+        hparams["shards_folder"],
+    )
+    options = loader_options(hparams["dataloader_options"])
+    common = {
+        "max_batch_seconds": hparams["max_batch_seconds"],
+        "max_batch_size": hparams["max_batch_size"],
+        "sort_window": hparams["stream_sort_window"],
+        "seed": hparams["seed"],
+        "num_workers": options.get("num_workers", 0),
+        "on_error": hparams["shard_errors"],
+        "features": features,
+        "extra_items": TeacherTargets(teacher_cache),
+    }
+    streams = {
+        "train": ShardStream(
+            hparams["shards_folder"],
+            "train",
+            language_ratios=load_language_ratios(
+                hparams["language_ratios_file"]
+            ),
+            epoch_audio_hours=hparams["epoch_audio_hours"],
+            **common,
+        )
+    }
+    for split in splits[1:]:
+        streams[split] = ShardStream(hparams["shards_folder"], split, **common)
+    loaders = {
+        split: StreamLoader(stream, **options)
+        for split, stream in streams.items()
+    }
+    # Brain.fit calls set_epoch on the stream every epoch; the loader
+    # checkpoints the batches yielded, for mid-epoch resumption.
+    return loaders, streams["train"]
 
 
 def local_device():
@@ -346,12 +468,20 @@ if __name__ == "__main__":
         },
     )
 
+    if hparams["data_format"] not in ("manifests", "shards"):
+        raise ValueError(
+            f"data_format must be manifests or shards: {hparams['data_format']}"
+        )
+    splits = prepared_splits(hparams)
+    if hparams["data_format"] == "shards":
+        run_on_main(shards_prepare, args=[hparams, splits])
+
     teacher_cache = build_teacher_cache(hparams)
     hparams["teacher_cache"] = teacher_cache
-    loaders = dataio_prepare(hparams, teacher_cache)
-
-    # Mid-epoch checkpoints resume at the right batch: the sampler's plan
-    # is a pure function of (seed, epoch).
+    if hparams["data_format"] == "shards":
+        loaders, train_sampler = stream_prepare(hparams, teacher_cache, splits)
+    else:
+        loaders, train_sampler = dataio_prepare(hparams, teacher_cache, splits)
     hparams["checkpointer"].add_recoverable("train_loader", loaders["train"])
     brain = SENSEBrain(
         modules=hparams["modules"],
@@ -360,15 +490,16 @@ if __name__ == "__main__":
         checkpointer=hparams["checkpointer"],
     )
     # Brain.fit calls train_sampler.set_epoch(epoch) every epoch (with or
-    # without DDP); the sampler re-draws and re-shuffles from it.
-    brain.train_sampler = loaders["train"].batch_sampler
+    # without DDP); the sampler or stream re-draws from it.
+    brain.train_sampler = train_sampler
     brain.fit(
         brain.hparams.epoch_counter,
         loaders["train"],
         loaders["dev"],
     )
-    brain.evaluate(loaders["test"], max_key="R@1")
-    if if_main_process():
+    if "test" in loaders:
+        brain.evaluate(loaders["test"], max_key="R@1")
+    if if_main_process() and "test" in loaders:
         table = (Path(hparams["output_folder"]) / "test_metrics.md").read_text()
         best = brain.checkpointer.find_checkpoint(max_key="R@1")
         print(f"\n{table}\nTrained model (best dev R@1): {best.path}")
