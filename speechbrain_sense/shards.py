@@ -993,28 +993,65 @@ def _parser():
     build.add_argument(
         "--data-root", help="value of $data_root in the wav column"
     )
-    build.add_argument("--store", choices=STORE_MODES, default="features")
-    build.add_argument("--samples-per-shard", type=int, default=1000)
-    build.add_argument("--num-jobs", type=int, default=1)
-    build.add_argument("--job-id", type=int, default=0)
+    build.add_argument(
+        "--store",
+        choices=STORE_MODES,
+        default="features",
+        help="fp16 w2v-BERT features, 16 kHz 16-bit FLAC audio, or both",
+    )
+    build.add_argument(
+        "--samples-per-shard", type=int, default=1000, help="clips per shard"
+    )
+    build.add_argument(
+        "--num-jobs",
+        type=int,
+        default=1,
+        help="independent jobs sharing the build (e.g. a SLURM array)",
+    )
+    build.add_argument(
+        "--job-id",
+        type=int,
+        default=0,
+        help="this job, 0 .. num-jobs - 1 (e.g. $SLURM_ARRAY_TASK_ID)",
+    )
     build.add_argument(
         "--workers", type=int, default=1, help="processes in this job"
     )
-    build.add_argument("--min-duration", type=float, default=0.0)
     build.add_argument(
-        "--max-duration", type=float, default=None, help="seconds; no limit"
+        "--min-duration",
+        type=float,
+        default=0.0,
+        help="shorter clips are skipped as too_short (seconds)",
+    )
+    build.add_argument(
+        "--max-duration",
+        type=float,
+        default=None,
+        help="longer clips are skipped as too_long (seconds; none: no limit)",
     )
     build.add_argument(
         "--max-bad-fraction",
         type=float,
         default=0.01,
-        help="fail when more clips than this are unusable",
+        help="fail when a larger fraction of the job's clips is unusable",
     )
-    build.add_argument("--text-column", default="sentence")
-    build.add_argument("--language", help="for manifests without 'lang'")
-    build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--no-progress", action="store_true")
-    build.add_argument("--json", action="store_true", help="print JSON")
+    build.add_argument(
+        "--text-column",
+        default="sentence",
+        help="manifest column of the transcript",
+    )
+    build.add_argument(
+        "--language", help="language of manifests without a 'lang' column"
+    )
+    build.add_argument(
+        "--seed", type=int, default=0, help="seed of the shard plan's shuffle"
+    )
+    build.add_argument(
+        "--no-progress", action="store_true", help="no tqdm progress bar"
+    )
+    build.add_argument(
+        "--json", action="store_true", help="print the report as JSON"
+    )
 
     verify = verbs.add_parser(
         "verify",

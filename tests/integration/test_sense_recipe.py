@@ -243,3 +243,20 @@ def _cleanup_recipe_results():
     yield
     # The recipe's relative default output must not be polluted by tests.
     shutil.rmtree(RECIPE / "results" / "pytest", ignore_errors=True)
+
+
+def test_prepared_splits_need_train_and_dev_data(tmp_path):
+    sys.path.insert(0, str(RECIPE))
+    import train
+
+    header, row = "ID,duration,wav,sentence,lang\n", "a,1.0,/a.mp3,hi,en\n"
+    hparams = {}
+    for split in ("train", "dev", "test"):
+        hparams[f"{split}_csv"] = tmp_path / f"{split}.csv"
+        hparams[f"{split}_csv"].write_text(header + row)
+    assert train.prepared_splits(hparams) == ["train", "dev", "test"]
+    hparams["test_csv"].write_text(header)  # a release without test.tsv
+    assert train.prepared_splits(hparams) == ["train", "dev"]
+    hparams["dev_csv"].write_text(header)
+    with pytest.raises(ValueError, match="dev.csv holds no utterance"):
+        train.prepared_splits(hparams)

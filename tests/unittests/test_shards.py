@@ -375,3 +375,15 @@ def test_audio_store_round_trips_16_bit_audio(shard_corpus, tmp_path):
     with pytest.raises(ValueError, match="store must be"):
         build(shard_corpus, tmp_path / "x", store="mp3")
     assert torch.is_tensor(sample["features"])
+
+
+def test_cli_help_names_every_flag(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["build", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--num-jobs", "--job-id", "--store", "--max-bad-fraction"):
+        assert flag in text
+    assert "(default: features)" in text
+    assert main(["verify", "/no/such/folder"]) == 1
+    assert "plan.json not found" in capsys.readouterr().err
