@@ -782,6 +782,31 @@ def check_fingerprint(index, extractor, folder="shards"):
         )
 
 
+def check_manifests(folder, manifests):
+    """Fails unless the shards were built from these very manifests.
+
+    Training looks up teacher targets by transcript in a cache built from
+    the manifests: shards of other manifests would miss or mislabel clips.
+
+    Arguments
+    ---------
+    folder : str or Path
+        Shard folder (``plan.json``).
+    manifests : dict
+        Split -> CSV path, as training prepared them.
+    """
+    plan = json.loads((Path(folder) / PLAN_FILE).read_text("utf-8"))
+    for split, path in manifests.items():
+        digest = plan["manifests"].get(split)
+        if digest is None:
+            raise ShardError(f"{folder}: no {split} manifest was sharded")
+        if _manifest_digest(path) != digest:
+            raise ShardError(
+                f"{folder}: built from another {split} manifest than {path}"
+                " (preparation changed since): rebuild the shards"
+            )
+
+
 # ---------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------

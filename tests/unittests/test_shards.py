@@ -387,3 +387,16 @@ def test_cli_help_names_every_flag(capsys):
     assert "(default: features)" in text
     assert main(["verify", "/no/such/folder"]) == 1
     assert "plan.json not found" in capsys.readouterr().err
+
+
+def test_shards_are_bound_to_their_manifests(shard_corpus, tmp_path):
+    from speechbrain_sense.shards import check_manifests
+
+    check_manifests(shard_corpus["shards"], shard_corpus["manifests"])
+    changed = tmp_path / "train.csv"
+    changed.write_text(
+        shard_corpus["manifests"]["train"].read_text().rstrip("\n") + "x\n"
+    )
+    other = dict(shard_corpus["manifests"], train=changed)
+    with pytest.raises(ShardError, match="another train manifest"):
+        check_manifests(shard_corpus["shards"], other)

@@ -51,6 +51,7 @@ from speechbrain_sense.shards import (
     INDEX_FILE,
     build_shards,
     check_fingerprint,
+    check_manifests,
     load_index,
 )
 from speechbrain_sense.streaming import ShardStream, StreamLoader
@@ -368,6 +369,10 @@ def stream_prepare(hparams, teacher_cache, splits=("train", "dev", "test")):
         load_index(hparams["shards_folder"]),
         features.extractor,
         hparams["shards_folder"],
+    )
+    check_manifests(
+        hparams["shards_folder"],
+        {split: hparams[f"{split}_csv"] for split in splits},
     )
     options = loader_options(hparams["dataloader_options"])
     common = {
