@@ -250,6 +250,7 @@ class ShardStream(torch.utils.data.IterableDataset):
             # One assignment per run: the seed, not the epoch.
             self.units[lang] = _slot_units(ids, self.num_slots, [seed, k])
         self.epoch = 0
+        self.skipped = 0  # corrupt samples left out, on_error="skip"
         # Read by the workers when an epoch starts, also when they are
         # persistent: [epoch, batches to skip, batches per slot].
         self.shared = torch.zeros(3, dtype=torch.int64).share_memory_()
@@ -492,7 +493,12 @@ class ShardStream(torch.utils.data.IterableDataset):
             except ShardError as error:
                 if self.on_error == "raise":
                     raise
-                logger.warning("skipped: %s", error)
+                self.skipped += 1
+                logger.warning(
+                    "skipped (%d in this worker so far): %s",
+                    self.skipped,
+                    error,
+                )
                 reader.close()
                 readers.pop(lang)
                 continue

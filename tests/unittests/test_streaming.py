@@ -243,6 +243,12 @@ def test_worker_count_must_match_the_plan(shard_corpus):
         list(torch.utils.data.DataLoader(stream, batch_size=None))
 
 
+def planned_count(stream, shard, position):
+    return sum(
+        batch.count((shard, position)) for batch in stream.planned_batches(0, 0)
+    )
+
+
 def test_corrupt_sample_raises_or_is_counted(shard_corpus, tmp_path):
     folder = tmp_path / "shards"
     shutil.copytree(shard_corpus["shards"], folder)
@@ -262,7 +268,8 @@ def test_corrupt_sample_raises_or_is_counted(shard_corpus, tmp_path):
     ):
         list(StreamLoader(stream))
     skipping = train_stream(corpus, on_error="skip")
-    batches = [b.id for b in StreamLoader(skipping)]
+    batches = [b.id for b in StreamLoader(skipping)]  # in this process
+    assert skipping.skipped == planned_count(skipping, shard, position)
     planned = interleaved(skipping, 0)
     assert len(batches) == len(planned)  # the DDP batch count is kept
     ids = json.loads(path.with_suffix(".json").read_text())["ids"]
