@@ -355,6 +355,8 @@ class _ShardBuilder:
             writer.close()
         os.replace(partial, tar_path)
         record = {
+            # Where every sample's bytes are: readers seek, never scan.
+            "members": member_table(tar_path),
             "name": spec.name,
             "split": spec.split,
             "language": spec.language,
@@ -852,11 +854,45 @@ def decode_sample(members, where):
     return sample
 
 
-class ShardReader:
-    """Sequential reader of one shard's samples, with cheap skipping.
+def member_table(path):
+    """Byte offset and size of every sample's members, from one header scan.
 
-    Skipping a sample reads its tar headers only, so positioning inside a
-    shard costs a few kilobytes per skipped sample.
+    Arguments
+    ---------
+    path : str or Path
+        A ``.tar`` shard.
+
+    Returns
+    -------
+    list of dict
+        For sample ``i``: extension -> ``[offset, size]`` of its data.
+    """
+    table, keys = [], {}
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for member in tar:
+                key, _, extension = member.name.partition(".")
+                if key not in keys:
+                    keys[key] = len(table)
+                    table.append({})
+                table[keys[key]][extension] = [member.offset_data, member.size]
+    except (OSError, tarfile.TarError, EOFError) as error:
+        raise ShardError(
+            f"{path}: truncated or corrupt shard: {error}"
+        ) from error
+    for position, key in enumerate(keys):
+        if key != f"{position:06d}":
+            raise ShardError(f"{path}: sample {position} has key {key!r}")
+    return table
+
+
+class ShardReader:
+    """Reads samples of one shard, by position or in order.
+
+    ``read(position)`` seeks straight to the sample's bytes, with the
+    member table the build recorded in the shard's ``.json`` sidecar (or,
+    without a sidecar, from one scan of the tar headers): a reader may jump
+    around a shard at no cost beyond the bytes it reads.
 
     Arguments
     ---------
@@ -866,64 +902,35 @@ class ShardReader:
     Example
     -------
     >>> reader = ShardReader("/no/such.tar")  # opened lazily
-    >>> reader.position
-    0
+    >>> reader.read(0)
+    Traceback (most recent call last):
+    ...
+    speechbrain_sense.shards.ShardError: /no/such.tar: cannot open shard: ...
     """
 
     def __init__(self, path):
         self.path = Path(path)
-        self.position = 0
-        self._tar = None
-        self._pending = None  # first member of the next sample
+        self._file = None
+        self._table = None
 
     def _open(self):
         try:
-            self._tar = tarfile.open(self.path, mode="r:")
-        except (OSError, tarfile.TarError) as error:
+            self._file = open(self.path, "rb")  # kept open: many reads
+            size = os.fstat(self._file.fileno()).st_size
+        except OSError as error:
             raise ShardError(
                 f"{self.path}: cannot open shard: {error}"
             ) from error
-        self.position = 0
-        self._pending = None
-
-    def _next_member(self):
-        if self._pending is not None:
-            member, self._pending = self._pending, None
-            return member
-        try:
-            return self._tar.next()
-        except (OSError, tarfile.TarError, EOFError) as error:
+        sidecar = self.path.with_suffix(".json")
+        record = {}
+        if sidecar.is_file():
+            record = json.loads(sidecar.read_text("utf-8"))
+        self._table = record.get("members") or member_table(self.path)
+        if record.get("bytes", size) != size:
             raise ShardError(
-                f"{self.path}: sample {self.position:06d}: truncated or "
-                f"corrupt shard: {error}"
-            ) from error
-
-    def _members(self, load):
-        """The next sample's members (``None`` at the end of the shard)."""
-        first = self._next_member()
-        if first is None:
-            return None
-        key = first.name.split(".", 1)[0]
-        members = {}
-        member = first
-        while member is not None and member.name.split(".", 1)[0] == key:
-            if load:
-                try:
-                    data = self._tar.extractfile(member).read()
-                except (OSError, tarfile.TarError, EOFError) as error:
-                    raise ShardError(
-                        f"{self.path}: sample {key}: truncated or corrupt "
-                        f"shard: {error}"
-                    ) from error
-                if len(data) != member.size:
-                    raise ShardError(
-                        f"{self.path}: sample {key}: truncated member "
-                        f"{member.name}"
-                    )
-                members[member.name.split(".", 1)[1]] = data
-            member = self._next_member()
-        self._pending = member
-        return key, members
+                f"{self.path}: {size} bytes, its sidecar says "
+                f"{record['bytes']}: truncated or replaced shard"
+            )
 
     def read(self, position):
         """Decoded sample number ``position`` of the shard.
@@ -931,47 +938,58 @@ class ShardReader:
         Arguments
         ---------
         position : int
-            0-based sample index; reading backwards reopens the shard.
+            0-based sample index.
 
         Returns
         -------
         dict
             See :func:`decode_sample`.
         """
-        if self._tar is None or position < self.position:
-            self.close()
+        if self._file is None:
             self._open()
-        while self.position < position:
-            if self._members(load=False) is None:
-                break
-            self.position += 1
-        found = self._members(load=True)
         where = f"{self.path}: sample {position:06d}"
-        if found is None:
+        if not 0 <= position < len(self._table):
             raise ShardError(f"{where}: past the end of the shard")
-        key, members = found
-        if key != f"{position:06d}":
-            raise ShardError(f"{where}: found key {key!r}; corrupt shard")
-        self.position = position + 1
+        members = {}
+        for extension, (offset, size) in self._table[position].items():
+            self._file.seek(offset)
+            data = self._file.read(size)
+            if len(data) != size:
+                raise ShardError(f"{where}: truncated member {extension}")
+            members[extension] = data
         return decode_sample(members, where)
 
     def __iter__(self):
-        """All samples in order."""
-        self.close()
-        self._open()
-        while True:
-            where = f"{self.path}: sample {self.position:06d}"
-            found = self._members(load=True)
-            if found is None:
-                return
-            self.position += 1
-            yield decode_sample(found[1], where)
+        """All samples in file order, with tarfile alone (no sidecar)."""
+        position = 0
+        try:
+            with tarfile.open(self.path, mode="r:") as tar:
+                members, key = {}, None
+                for member in tar:
+                    name_key, _, extension = member.name.partition(".")
+                    if key is not None and name_key != key:
+                        yield decode_sample(
+                            members, f"{self.path}: sample {key}"
+                        )
+                        members, position = {}, position + 1
+                    key = name_key
+                    data = tar.extractfile(member).read()
+                    if len(data) != member.size:
+                        raise EOFError(f"member {member.name} truncated")
+                    members[extension] = data
+                if key is not None:
+                    yield decode_sample(members, f"{self.path}: sample {key}")
+        except (OSError, tarfile.TarError, EOFError) as error:
+            raise ShardError(
+                f"{self.path}: sample {position:06d}: truncated or corrupt "
+                f"shard: {error}"
+            ) from error
 
     def close(self):
-        """Closes the tar file."""
-        if self._tar is not None:
-            self._tar.close()
-            self._tar = None
+        """Closes the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 # ---------------------------------------------------------------------------

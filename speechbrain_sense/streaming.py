@@ -34,6 +34,7 @@ Authors
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -341,6 +342,11 @@ class ShardStream(torch.utils.data.IterableDataset):
 
         Training: infinite (the caller stops); evaluation: every clip once.
         """
+        for window in self._slot_windows(epoch, slot):
+            yield from window
+
+    def _slot_windows(self, epoch, slot):
+        """The slot's batches, a list per sort window (read together)."""
         rng = np.random.default_rng([self.seed, epoch, slot])
         streams = {}
         for lang in self.languages:
@@ -350,9 +356,9 @@ class ShardStream(torch.utils.data.IterableDataset):
         if not streams:
             return
         if self.training:
-            yield from self._mixed_batches(streams, rng)
+            yield from self._mixed_windows(streams, rng)
         else:
-            yield from self._ordered_batches(streams)
+            yield from self._ordered_windows(streams)
 
     def _pack_window(self, shard_ids, positions, durations):
         """Sorts one window by duration and cuts it into batches."""
@@ -369,7 +375,7 @@ class ShardStream(torch.utils.data.IterableDataset):
             for s, e in zip(starts, ends)
         ]
 
-    def _mixed_batches(self, streams, rng):
+    def _mixed_windows(self, streams, rng):
         langs = sorted(streams)
         shares = np.array([self.shares[lang] for lang in langs])
         if len(langs) < len(self.shares):
@@ -396,16 +402,15 @@ class ShardStream(torch.utils.data.IterableDataset):
             )
             # The last (least full) batch joins the next window.
             carry = batches.pop()
-            for i in rng.permutation(len(batches)):
-                yield batches[i]
+            yield [batches[i] for i in rng.permutation(len(batches))]
 
-    def _ordered_batches(self, streams):
+    def _ordered_windows(self, streams):
         s = np.concatenate([streams[lang][0] for lang in sorted(streams)])
         p = np.concatenate([streams[lang][1] for lang in sorted(streams)])
         d = np.concatenate([streams[lang][2] for lang in sorted(streams)])
         for start in range(0, s.size, self.sort_window):
             window = slice(start, start + self.sort_window)
-            yield from self._pack_window(s[window], p[window], d[window])
+            yield self._pack_window(s[window], p[window], d[window])
 
     def planned_batches(self, epoch, slot):
         """The clips ``(shard, position)`` of every batch a slot yields.
@@ -447,40 +452,56 @@ class ShardStream(torch.utils.data.IterableDataset):
         role = (skip + worker) % workers
         slot = self.rank * workers + role
         own_skip = max(0, -(-(skip - role) // workers))
-        batches = self._slot_batches(epoch, slot)
-        if self.training:
-            batches = (b for _, b in zip(range(count), batches))
         readers = {}
         previous = None
+        number = 0
         try:
-            for number, batch in enumerate(batches):
-                if number < own_skip:
-                    continue
-                samples = self._read_batch(batch, readers)
-                if not samples:
-                    if previous is None:
-                        raise ShardError(
-                            f"{self.folder}: every clip of the first batch "
-                            "of a worker is corrupt"
-                        )
-                    logger.warning("batch left empty: repeating the last")
+            for window in self._slot_windows(epoch, slot):
+                todo = []
+                for batch in window:
+                    if self.training and number == count:
+                        break
+                    if number >= own_skip:
+                        todo.append(batch)
+                    number += 1
+                samples = self._read_window(todo, readers)
+                for batch in todo:
+                    refs = zip(batch[0].tolist(), batch[1].tolist())
+                    items = [samples[r] for r in refs if r in samples]
+                    if not items:
+                        if previous is None:
+                            raise ShardError(
+                                f"{self.folder}: every clip of the first "
+                                "batch of a worker is corrupt"
+                            )
+                        logger.warning("batch left empty: repeating the last")
+                    else:
+                        previous = PaddedBatch(items)
                     yield previous
-                    continue
-                previous = PaddedBatch(samples)
-                yield previous
+                if self.training and number == count:
+                    return
         finally:
             for reader in readers.values():
                 reader.close()
 
-    def _read_batch(self, batch, readers):
-        samples = []
-        for shard, position in zip(batch[0].tolist(), batch[1].tolist()):
-            lang = self.shard_language[shard]
-            reader = readers.get(lang)
-            if reader is None or reader.path != self.paths[shard]:
-                if reader is not None:
-                    reader.close()
-                reader = readers[lang] = ShardReader(self.paths[shard])
+    def _read_window(self, batches, readers):
+        """The window's clips, read in (shard, position) order.
+
+        Reading in file order keeps the access sequential within a shard
+        whatever order the duration sort put the clips in. ``readers`` keeps
+        the open shards of the previous window; the others are closed.
+        """
+        refs = sorted(
+            {r for b in batches for r in zip(b[0].tolist(), b[1].tolist())}
+        )
+        used = {shard for shard, _ in refs}
+        for shard in set(readers) - used:
+            readers.pop(shard).close()
+        samples = {}
+        for shard, position in refs:
+            if shard not in readers:
+                readers[shard] = ShardReader(self.paths[shard])
+            reader = readers[shard]
             try:
                 sample = reader.read(position)
                 expected = self.durations[shard][position]
@@ -499,10 +520,8 @@ class ShardStream(torch.utils.data.IterableDataset):
                     self.skipped,
                     error,
                 )
-                reader.close()
-                readers.pop(lang)
                 continue
-            samples.append(self._to_item(sample))
+            samples[(shard, position)] = self._to_item(sample)
         return samples
 
     def _to_item(self, sample):
@@ -562,15 +581,13 @@ class StreamLoader(torch.utils.data.DataLoader):
             "batches": self.batches_done(),
             "num_slots": self.dataset.num_slots,
         }
-        Path(path).write_text(repr(state), encoding="utf-8")
+        Path(path).write_text(json.dumps(state), encoding="utf-8")
 
     @mark_as_loader
     def _recover(self, path, end_of_epoch):
         if end_of_epoch:
             return
-        import ast
-
-        state = ast.literal_eval(Path(path).read_text(encoding="utf-8"))
+        state = json.loads(Path(path).read_text(encoding="utf-8"))
         if state["num_slots"] != self.dataset.num_slots:
             raise ShardError(
                 f"{path}: saved with {state['num_slots']} slots (ranks x "
@@ -590,8 +607,6 @@ def stream_batches_seen(stream, epoch):
     list of list
         For each slot, its batches as lists of clip ids.
     """
-    import json
-
     ids = {}
     for shard, path in enumerate(stream.paths):
         record = json.loads(path.with_suffix(".json").read_text("utf-8"))

@@ -323,6 +323,8 @@ def test_truncated_and_corrupt_shards_name_shard_and_sample(
     path.write_bytes(data[: len(data) // 2])  # truncated
     with pytest.raises(ShardError, match=rf"{path.name}: sample 0000\d\d"):
         list(ShardReader(path))
+    with pytest.raises(ShardError, match="truncated or replaced shard"):
+        ShardReader(path).read(0)
     with pytest.raises(ShardError, match="checksum or size differs"):
         verify_shards(out)
     # Same size, one flipped byte inside the first sample's features.
@@ -400,3 +402,19 @@ def test_shards_are_bound_to_their_manifests(shard_corpus, tmp_path):
     other = dict(shard_corpus["manifests"], train=changed)
     with pytest.raises(ShardError, match="another train manifest"):
         check_manifests(shard_corpus["shards"], other)
+
+
+def test_reading_by_position_without_a_sidecar_scans_the_headers(
+    shard_corpus, tmp_path
+):
+    shard = load_index(shard_corpus["shards"])["shards"][1]
+    path = tmp_path / "lone.tar"
+    shutil.copy(shard_corpus["shards"] / f"{shard['name']}.tar", path)
+    with_table = ShardReader(shard_corpus["shards"] / f"{shard['name']}.tar")
+    alone = ShardReader(path)
+    for position in reversed(range(shard["samples"])):  # backwards is fine
+        a, b = with_table.read(position), alone.read(position)
+        assert a["id"] == b["id"]
+        assert torch.equal(a["features"], b["features"])
+    with pytest.raises(ShardError, match="past the end"):
+        alone.read(shard["samples"])
