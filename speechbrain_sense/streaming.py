@@ -264,23 +264,31 @@ class ShardStream(torch.utils.data.IterableDataset):
     def set_epoch(self, epoch):
         """Selects the epoch (Brain.fit calls it through ``train_sampler``).
 
-        A position restored by :meth:`resume` for this epoch is applied to
-        the next iteration only.
+        A position restored by :meth:`resume` for this epoch applies until
+        a :class:`StreamLoader` starts iterating.
         """
         self.epoch = int(epoch)
-        skip = 0
-        if self._resume is not None and self._resume[0] == self.epoch:
-            skip = self._resume[1]
-        self._resume = None
-        self.shared[SHARED_EPOCH] = self.epoch
-        self.shared[SHARED_SKIP] = skip
-        self.shared[SHARED_BATCHES] = self.batches_per_slot(self.epoch)
+        self._publish()
 
     def resume(self, epoch, batches):
         """Restarts epoch ``epoch`` after ``batches`` batches of this rank."""
         self._resume = (int(epoch), int(batches))
-        if self.epoch == int(epoch):
-            self.set_epoch(epoch)
+        self._publish()
+
+    def start_iteration(self):
+        """Called as iteration starts: returns and consumes the skip."""
+        skip = int(self.shared[SHARED_SKIP])
+        self._resume = None
+        return skip
+
+    def _publish(self):
+        """Writes what the workers read when their iteration starts."""
+        skip = 0
+        if self._resume is not None and self._resume[0] == self.epoch:
+            skip = self._resume[1]
+        self.shared[SHARED_EPOCH] = self.epoch
+        self.shared[SHARED_SKIP] = skip
+        self.shared[SHARED_BATCHES] = self.batches_per_slot(self.epoch)
 
     def batches_per_slot(self, epoch):
         """Training: batches every slot yields in ``epoch`` (all equal)."""
@@ -564,7 +572,7 @@ class StreamLoader(torch.utils.data.DataLoader):
         self._skipped = 0
 
     def __iter__(self):
-        self._skipped = int(self.dataset.shared[SHARED_SKIP])
+        self._skipped = self.dataset.start_iteration()
         self._iterator_ref = super().__iter__()
         return self._iterator_ref
 

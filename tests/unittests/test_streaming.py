@@ -211,6 +211,9 @@ def test_mid_epoch_checkpoint_resumes_at_the_next_batch(shard_corpus, tmp_path):
         loader = StreamLoader(stream)
         checkpointer = Checkpointer(tmp_path / "ckpt", {"loader": loader})
         if recover:
+            # Either order, and set_epoch twice: the position holds until
+            # the loader starts iterating.
+            stream.set_epoch(1)
             checkpointer.recover_if_possible()
         stream.set_epoch(1)
         ids = []
