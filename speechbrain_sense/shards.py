@@ -35,6 +35,7 @@ Authors
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import io
 import json
@@ -53,7 +54,6 @@ import soundfile
 import torch
 
 from speechbrain_sense.audio import AudioReadError, EmptyAudioError, load_audio
-from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.w2v_bert import (
     FBANK_HOP,
     FBANK_WINDOW,
@@ -92,87 +92,121 @@ class ShardError(RuntimeError):
 
 @dataclass
 class ShardSpec:
-    """One planned shard: its name and its manifest rows, in order."""
+    """One planned shard: its name and its manifest rows, in order.
+
+    ``indices`` are row numbers (0-based, header excluded) in the split's
+    manifest; ``rows`` holds those rows once :func:`load_rows` read them
+    (only for the shards a job builds).
+    """
 
     name: str  # "<split>/<lang>/<split>-<lang>-000000"
     split: str
     language: str
-    rows: list = field(repr=False)
+    indices: np.ndarray = field(repr=False)  # [rows] int64
+    rows: list | None = field(default=None, repr=False)
 
-    def ids_digest(self):
-        """SHA-256 of the clip ids (binds a built shard to its plan)."""
-        ids = "\n".join(row["ID"] for row in self.rows)
-        return hashlib.sha256(ids.encode("utf-8")).hexdigest()
+    def rows_digest(self):
+        """SHA-256 of the row numbers (binds a built shard to its plan)."""
+        return hashlib.sha256(self.indices.astype("<i8").tobytes()).hexdigest()
 
 
-def read_manifests(
-    manifests, data_root=None, text_column="sentence", language=None
-):
-    """Reads CSV manifests into ``{split: [row, ...]}``.
+def _manifest_reader(path):
+    """(header, csv.reader) of a manifest; an error names a bad header."""
+    f = open(path, encoding="utf-8", newline="")  # closed by the caller
+    reader = csv.reader(f)
+    header = next(reader, None)
+    if not header or "ID" not in header:
+        f.close()
+        raise ShardError(f"{path}:1: manifest needs an 'ID' column")
+    return f, header, reader
+
+
+def scan_manifests(manifests, text_column="sentence", language=None):
+    """First pass over the manifests: the language of every row.
+
+    Only one small integer per row is kept, so planning holds millions of
+    rows in a few megabytes; :func:`load_rows` reads full rows later, for
+    the shards of one job only.
 
     Arguments
     ---------
     manifests : dict
         Split name -> CSV path (SpeechBrain manifests with ``ID``, ``wav``
         and ``duration`` columns, as every prepare script here writes).
-    data_root : str, optional
-        Value of ``$data_root`` in the ``wav`` column.
     text_column : str
-        Column holding the transcript (stored as ``sentence``).
+        Column holding the transcript.
     language : str, optional
         Language of manifests without a ``lang`` column.
 
     Returns
     -------
     dict
-        Split -> rows; each row has ``ID``, ``wav``, ``sentence``, ``lang``
-        and the manifest's other columns.
+        Split -> ``(languages, codes)``: the sorted language names and,
+        per row, the index of its language (``[rows]`` int32 array).
 
     Raises
     ------
     ShardError
-        On a missing column or language, naming the file (and line).
+        On a missing column, a malformed row or a row without language,
+        naming the file and line.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "dev.csv"
+    >>> _ = path.write_text(
+    ...     "ID,duration,wav,sentence,lang\\n"
+    ...     "a,1.0,/a.wav,hi,fr\\nb,2.0,/b.wav,yo,en\\n"
+    ... )
+    >>> langs, codes = scan_manifests({"dev": path})["dev"]
+    >>> langs, codes.tolist()
+    (['en', 'fr'], [1, 0])
     """
-    replacements = {"data_root": str(data_root)} if data_root else {}
     out = {}
     for split, path in manifests.items():
-        try:
-            data = read_manifest(path, replacements)
-        except (KeyError, ValueError) as error:
-            raise ShardError(f"{path}: {error}") from error
-        rows = []
-        for line, (utt_id, row) in enumerate(data.items(), start=2):
+        f, header, reader = _manifest_reader(path)
+        with f:
             for column in ("wav", "duration", text_column):
-                if column not in row:
+                if column not in header:
                     raise ShardError(
-                        f"{path}: no {column!r} column (has "
-                        f"{sorted(row)}); see --text-column"
+                        f"{path}:1: no {column!r} column (has {header}); "
+                        "see --text-column"
                     )
-            lang = row.get("lang") or language
-            if not lang:
-                raise ShardError(
-                    f"{path}:{line}: no language: the manifest has no "
-                    "'lang' column; pass --language"
-                )
-            row = dict(row, ID=utt_id, lang=lang)
-            row["sentence"] = row.pop(text_column)
-            rows.append(row)
-        out[split] = rows
+            lang_column = header.index("lang") if "lang" in header else None
+            codes, names = [], {}
+            for line, row in enumerate(reader, start=2):
+                if len(row) != len(header):
+                    raise ShardError(
+                        f"{path}:{line}: {len(row)} fields, the header has "
+                        f"{len(header)}"
+                    )
+                lang = row[lang_column] if lang_column is not None else None
+                lang = lang or language
+                if not lang:
+                    raise ShardError(
+                        f"{path}:{line}: no language: the manifest has no "
+                        "'lang' value; pass --language"
+                    )
+                codes.append(names.setdefault(lang, len(names)))
+        languages = sorted(names)
+        recode = np.array([languages.index(n) for n in names], dtype=np.int32)
+        out[split] = (languages, recode[np.asarray(codes, dtype=np.int64)])
     return out
 
 
-def plan_shards(manifests, samples_per_shard=1000, seed=0):
+def plan_shards(scan, samples_per_shard=1000, seed=0):
     """Cuts every (split, language) into shards, deterministically.
 
     Rows of a language are shuffled with a seed derived from ``seed``, the
     split and the language (speakers and recording dates are clustered in
     the manifests), then cut into shards of ``samples_per_shard`` rows.
-    The same manifests and arguments give the same plan on every machine.
+    The same manifests (``plan.json`` records their checksums) and
+    arguments give the same plan on every machine.
 
     Arguments
     ---------
-    manifests : dict
-        Split -> rows, from :func:`read_manifests`.
+    scan : dict
+        Split -> ``(languages, codes)``, from :func:`scan_manifests`.
     samples_per_shard : int
         Rows per shard (the last shard of a language may hold fewer).
     seed : int
@@ -185,32 +219,84 @@ def plan_shards(manifests, samples_per_shard=1000, seed=0):
 
     Example
     -------
-    >>> rows = [{"ID": f"u{i}", "lang": "fr"} for i in range(5)]
-    >>> plan = plan_shards({"train": rows}, samples_per_shard=2)
-    >>> [(s.name, len(s.rows)) for s in plan]  # doctest: +NORMALIZE_WHITESPACE
+    >>> scan = {"train": (["fr"], np.zeros(5, dtype=np.int32))}
+    >>> plan = plan_shards(scan, samples_per_shard=2)
+    >>> [(s.name, len(s.indices)) for s in plan]  # doctest: +NORMALIZE_WHITESPACE
     [('train/fr/train-fr-000000', 2), ('train/fr/train-fr-000001', 2),
      ('train/fr/train-fr-000002', 1)]
-    >>> sorted(r["ID"] for s in plan for r in s.rows)
-    ['u0', 'u1', 'u2', 'u3', 'u4']
+    >>> sorted(i for s in plan for i in s.indices.tolist())
+    [0, 1, 2, 3, 4]
     """
     if samples_per_shard < 1:
         raise ValueError(f"samples_per_shard must be >= 1: {samples_per_shard}")
     plan = []
-    for split in sorted(manifests):
-        by_language = {}
-        for row in manifests[split]:
-            by_language.setdefault(row["lang"], []).append(row)
-        for lang in sorted(by_language):
-            rows = sorted(by_language[lang], key=lambda row: row["ID"])
+    for split in sorted(scan):
+        languages, codes = scan[split]
+        for code, lang in enumerate(languages):
+            indices = np.flatnonzero(codes == code)
             # crc32, not hash(): stable across processes and machines.
             key = zlib.crc32(f"{seed}/{split}/{lang}".encode())
-            order = np.random.default_rng(key).permutation(len(rows))
-            rows = [rows[i] for i in order]
-            for k, start in enumerate(range(0, len(rows), samples_per_shard)):
+            indices = indices[
+                np.random.default_rng(key).permutation(indices.size)
+            ]
+            for k, start in enumerate(
+                range(0, indices.size, samples_per_shard)
+            ):
                 name = f"{split}/{lang}/{split}-{lang}-{k:06d}"
-                chunk = rows[start : start + samples_per_shard]
+                chunk = indices[start : start + samples_per_shard]
                 plan.append(ShardSpec(name, split, lang, chunk))
     return plan
+
+
+def load_rows(
+    specs, manifests, data_root=None, text_column="sentence", language=None
+):
+    """Second pass: reads the rows of ``specs`` into ``spec.rows``.
+
+    Arguments
+    ---------
+    specs : list of ShardSpec
+        The shards whose rows are needed (one job's).
+    manifests : dict
+        Split name -> CSV path, as given to :func:`scan_manifests`.
+    data_root : str, optional
+        Value of ``$data_root`` in the ``wav`` column.
+    text_column : str
+        Column holding the transcript (stored as ``sentence``).
+    language : str, optional
+        Language of manifests without a ``lang`` column.
+
+    Raises
+    ------
+    ShardError
+        When a path needs an undefined ``$variable``.
+    """
+    wanted = {}
+    for spec in specs:
+        wanted.setdefault(spec.split, set()).update(spec.indices.tolist())
+    rows = {}
+    for split, indices in wanted.items():
+        path = manifests[split]
+        f, header, reader = _manifest_reader(path)
+        with f:
+            for index, values in enumerate(reader):
+                if index not in indices:
+                    continue
+                row = dict(zip(header, values))
+                wav = row["wav"]
+                if wav.startswith("$"):
+                    name, _, rest = wav[1:].partition("/")
+                    if name != "data_root" or data_root is None:
+                        raise ShardError(
+                            f"{path}:{index + 2}: wav {wav!r} needs ${name}"
+                            "; pass --data-root"
+                        )
+                    row["wav"] = f"{data_root}/{rest}"
+                row["lang"] = row.get("lang") or language
+                row["sentence"] = row.pop(text_column)
+                rows[(split, index)] = row
+    for spec in specs:
+        spec.rows = [rows[(spec.split, i)] for i in spec.indices.tolist()]
 
 
 def job_shards(plan, num_jobs=1, job_id=0):
@@ -365,7 +451,7 @@ class _ShardBuilder:
             "audio_seconds": audio_seconds,
             "bytes": tar_path.stat().st_size,
             "sha256": _file_sha256(tar_path),
-            "ids_sha256": spec.ids_digest(),
+            "rows_sha256": spec.rows_digest(),
             "ids": ids,
             "durations": durations,
             "skipped": skipped,
@@ -419,7 +505,7 @@ def _is_finished(out_dir, spec):
     if not sidecar.is_file() or not tar_path.is_file():
         return None
     record = json.loads(sidecar.read_text("utf-8"))
-    if record.get("ids_sha256") != spec.ids_digest():
+    if record.get("rows_sha256") != spec.rows_digest():
         raise ShardError(
             f"{sidecar}: built from other manifest rows than the plan; "
             "this folder holds another build"
@@ -522,8 +608,11 @@ def build_shards(
         raise ValueError(f"store must be one of {STORE_MODES}: {store!r}")
     start = time.time()
     out_dir = Path(out_dir)
-    rows = read_manifests(manifests, data_root, text_column, language)
-    plan = plan_shards(rows, samples_per_shard, seed)
+    plan = plan_shards(
+        scan_manifests(manifests, text_column, language),
+        samples_per_shard,
+        seed,
+    )
     features = W2VBertFeatures(encoder_source)
     options = {"min_duration": min_duration, "max_duration": max_duration}
     plan_record = {
@@ -531,7 +620,7 @@ def build_shards(
         "store": store,
         "samples_per_shard": samples_per_shard,
         "seed": seed,
-        "num_rows": sum(len(spec.rows) for spec in plan),
+        "num_rows": sum(len(spec.indices) for spec in plan),
         "feature_fingerprint": feature_fingerprint(features.extractor),
         "manifests": {
             split: _manifest_digest(path)
@@ -542,8 +631,8 @@ def build_shards(
                 "name": spec.name,
                 "split": spec.split,
                 "language": spec.language,
-                "rows": len(spec.rows),
-                "ids_sha256": spec.ids_digest(),
+                "rows": len(spec.indices),
+                "rows_sha256": spec.rows_digest(),
             }
             for spec in plan
         ],
@@ -556,8 +645,9 @@ def build_shards(
     for spec in mine:
         record = _is_finished(out_dir, spec)
         (records.append(record) if record else todo.append(spec))
+    load_rows(todo, manifests, data_root, text_column, language)
     resumed = len(records)
-    total_rows = sum(len(spec.rows) for spec in mine)
+    total_rows = sum(len(spec.indices) for spec in mine)
     done_rows = sum(record["rows"] for record in records)
     logger.info(
         "shards job %d/%d: %d shards (%d clips), %d already built",
@@ -650,6 +740,35 @@ def _job_report(records, seconds, resumed):
 # ---------------------------------------------------------------------------
 
 
+def _id_hash(utt_id):
+    return int.from_bytes(
+        hashlib.blake2b(utt_id.encode("utf-8"), digest_size=8).digest(),
+        "little",
+    )
+
+
+def _duplicates(out_dir, plan, hashes):
+    """Names the clips listed in two places (a second pass, only if any)."""
+    values, counts = np.unique(hashes, return_counts=True)
+    repeated = set(values[counts > 1].tolist())
+    if not repeated:
+        return []
+    where = {}
+    for entry in plan["shards"]:
+        record = json.loads(
+            (Path(out_dir) / f"{entry['name']}.json").read_text("utf-8")
+        )
+        for ids in [record["ids"], *record["skipped"].values()]:
+            for utt_id in ids:
+                if _id_hash(utt_id) in repeated:
+                    where.setdefault(utt_id, []).append(entry["name"])
+    return [
+        f"clip {utt_id} in {' and '.join(names)}"
+        for utt_id, names in where.items()
+        if len(names) > 1
+    ]
+
+
 def verify_shards(out_dir, checksums=True):
     """Checks that all jobs' shards are complete; writes ``index.json``.
 
@@ -677,7 +796,7 @@ def verify_shards(out_dir, checksums=True):
     if not plan_path.is_file():
         raise ShardError(f"{plan_path} not found: not a shard folder")
     plan = json.loads(plan_path.read_text("utf-8"))
-    problems, shards, seen = [], [], {}
+    problems, shards, hashes = [], [], []
     num_ids = 0
     for k, entry in enumerate(plan["shards"]):
         sidecar = out_dir / f"{entry['name']}.json"
@@ -686,7 +805,7 @@ def verify_shards(out_dir, checksums=True):
             problems.append(f"missing shard {entry['name']} (#{k})")
             continue
         record = json.loads(sidecar.read_text("utf-8"))
-        if record["ids_sha256"] != entry["ids_sha256"]:
+        if record["rows_sha256"] != entry["rows_sha256"]:
             problems.append(f"{sidecar}: built from other rows than planned")
             continue
         if record["bytes"] != tar_path.stat().st_size or (
@@ -702,12 +821,8 @@ def verify_shards(out_dir, checksums=True):
                 f"{sidecar}: {len(listed)} clips kept or skipped, "
                 f"{entry['rows']} planned"
             )
-        for utt_id in listed:
-            if utt_id in seen:
-                problems.append(
-                    f"clip {utt_id} in {seen[utt_id]} and {entry['name']}"
-                )
-            seen[utt_id] = entry["name"]
+        # 8 bytes per clip, not a set of ids: millions of clips.
+        hashes.append(np.array([_id_hash(u) for u in listed], np.uint64))
         num_ids += len(listed)
         shards.append(
             {
@@ -724,6 +839,8 @@ def verify_shards(out_dir, checksums=True):
                 )
             }
         )
+    if hashes:
+        problems += _duplicates(out_dir, plan, np.concatenate(hashes))
     if num_ids != plan["num_rows"] and not problems:
         problems.append(f"{num_ids} clips found, {plan['num_rows']} planned")
     if problems:

@@ -176,10 +176,13 @@ def test_shards_and_audio_give_the_same_loss_curve(shard_corpus):
     shard_batches = list(StreamLoader(planned_stream(shard_corpus)))
     assert len(shard_batches) >= 6
     audio_batches = [from_audio(b) for b in shard_batches]
-    shards, audio = train(shard_batches), train(audio_batches)
-    assert float(shards[-1]) < float(shards[0])  # it learns
+    # Two passes over the same batches: the second is fitted better.
+    shards = train(shard_batches * 2)
+    audio = train(audio_batches * 2)
+    half = len(shard_batches)
+    assert float(shards[half:].mean()) < float(shards[:half].mean())
     gap = float((shards - audio).abs().max())
-    assert gap < 2e-4, (shards, audio)  # measured: 3.2e-5 over 12 steps
+    assert gap < 2e-4, (shards, audio)  # measured: 4.7e-5 over 24 steps
     # The bound is meaningful: other clips of the same lengths (targets
     # kept) move the curve by far more than fp16 does.
     shuffled = []
@@ -190,7 +193,7 @@ def test_shards_and_audio_give_the_same_loss_curve(shard_corpus):
         )
         ids = [o for o in others if o not in batch.id][: len(batch.id)]
         shuffled.append(from_audio(batch, ids))
-    control = float((train(shuffled) - audio).abs().max())  # measured: 0.1
+    control = float((train(shuffled * 2) - audio).abs().max())  # 0.16
     assert control > 10 * max(gap, 2e-5)
 
 

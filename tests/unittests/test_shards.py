@@ -24,9 +24,10 @@ from speechbrain_sense.shards import (
     check_fingerprint,
     job_shards,
     load_index,
+    load_rows,
     main,
     plan_shards,
-    read_manifests,
+    scan_manifests,
     verify_shards,
 )
 from speechbrain_sense.w2v_bert import W2VBertFeatures
@@ -130,18 +131,29 @@ def test_index_records_counts_durations_and_checksums(shard_corpus):
 
 
 def test_plan_is_deterministic_and_jobs_partition_it():
-    rows = [{"ID": f"u{i:03d}", "lang": "xx"} for i in range(50)]
-    rows += [{"ID": f"v{i:03d}", "lang": "yy"} for i in range(7)]
-    plan = plan_shards({"train": rows}, samples_per_shard=8, seed=1)
-    again = plan_shards({"train": rows[::-1]}, samples_per_shard=8, seed=1)
-    assert [s.rows for s in plan] == [s.rows for s in again]
-    other = plan_shards({"train": rows}, samples_per_shard=8, seed=2)
-    assert [s.rows for s in plan] != [s.rows for s in other]
+    codes = np.array([0] * 50 + [1] * 7, dtype=np.int32)
+    scan = {
+        "train": (["xx", "yy"], np.random.default_rng(0).permutation(codes))
+    }
+    plan = plan_shards(scan, samples_per_shard=8, seed=1)
+    again = plan_shards(scan, samples_per_shard=8, seed=1)
+    assert [s.indices.tolist() for s in plan] == [
+        s.indices.tolist() for s in again
+    ]
+    other = plan_shards(scan, samples_per_shard=8, seed=2)
+    assert [s.indices.tolist() for s in plan] != [
+        s.indices.tolist() for s in other
+    ]
+    # Each shard holds one language; together every row exactly once.
+    for spec in plan:
+        language = scan["train"][0].index(spec.language)
+        assert (scan["train"][1][spec.indices] == language).all()
+    rows = sorted(i for s in plan for i in s.indices.tolist())
+    assert rows == list(range(57))
     jobs = [job_shards(plan, 3, i) for i in range(3)]
     names = [s.name for job in jobs for s in job]
     assert sorted(names) == sorted(s.name for s in plan)
     assert len(set(names)) == len(names)
-    assert {s.language for s in plan} == {"xx", "yy"}
     with pytest.raises(ValueError, match="job-id"):
         job_shards(plan, 2, 2)
 
@@ -342,13 +354,48 @@ def test_truncated_and_corrupt_shards_name_shard_and_sample(
 def test_manifest_errors_name_the_file(tmp_path):
     path = tmp_path / "train.csv"
     path.write_text("ID,duration,wav\na,1.0,/a.wav\n")
-    with pytest.raises(ShardError, match=r"train.csv: no 'sentence' column"):
-        read_manifests({"train": path})
+    with pytest.raises(ShardError, match=r"train.csv:1: no 'sentence' column"):
+        scan_manifests({"train": path})
     path.write_text("ID,duration,wav,sentence\na,1.0,/a.wav,hi\n")
     with pytest.raises(ShardError, match=r"train.csv:2: no language"):
-        read_manifests({"train": path})
-    rows = read_manifests({"train": path}, language="en")["train"]
-    assert rows[0]["lang"] == "en" and rows[0]["sentence"] == "hi"
+        scan_manifests({"train": path})
+    path.write_text("ID,duration,wav,sentence,lang\na,1.0,/a.wav,hi\n")
+    with pytest.raises(ShardError, match=r"train.csv:2: 4 fields"):
+        scan_manifests({"train": path})
+    path.write_text(
+        "ID,duration,wav,sentence\n"
+        "a,1.0,$data_root/a.wav,hi\nb,1.0,$other/b.wav,yo\n"
+    )
+    scan = scan_manifests({"train": path}, language="en")
+    [spec] = plan_shards(scan)
+    with pytest.raises(ShardError, match=r"train.csv:3: wav .* needs \$other"):
+        load_rows([spec], {"train": path}, "/cv", language="en")
+
+
+def test_second_pass_reads_only_the_rows_of_a_job(tmp_path):
+    path = tmp_path / "dev.csv"
+    lines = ["ID,duration,wav,text,lang"]
+    lines += [f"u{i},1.5,$data_root/u{i}.mp3,words {i},fr" for i in range(9)]
+    path.write_text("\n".join(lines) + "\n")
+    plan = plan_shards(scan_manifests({"dev": path}, "text"), 4)
+    load_rows(plan[1:2], {"dev": path}, "/cv", "text")
+    assert plan[0].rows is None and plan[2].rows is None
+    for index, row in zip(plan[1].indices.tolist(), plan[1].rows):
+        assert row["ID"] == f"u{index}" and row["wav"] == f"/cv/u{index}.mp3"
+        assert row["sentence"] == f"words {index}" and row["lang"] == "fr"
+
+
+def test_verify_names_a_clip_listed_twice(shard_corpus, tmp_path):
+    out = tmp_path / "shards"
+    shutil.copytree(shard_corpus["shards"], out)
+    index = load_index(out)
+    first, second = (out / f"{s['name']}.json" for s in index["shards"][:2])
+    a, b = json.loads(first.read_text()), json.loads(second.read_text())
+    b["skipped"] = {"missing": [a["ids"][0]]}
+    b["ids"] = b["ids"][1:]
+    second.write_text(json.dumps(b))
+    with pytest.raises(ShardError, match=rf"clip {a['ids'][0]} in .* and "):
+        verify_shards(out, checksums=False)
 
 
 def test_fingerprint_binds_shards_to_the_extractor(shard_corpus, tmp_path):

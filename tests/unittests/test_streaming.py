@@ -257,8 +257,15 @@ def test_corrupt_sample_raises_or_is_counted(shard_corpus, tmp_path):
     shutil.copytree(shard_corpus["shards"], folder)
     corpus = dict(shard_corpus, shards=folder)
     stream = train_stream(corpus)
-    first_batch = stream.planned_batches(0, 0)[0]
-    shard, position = first_batch[0]
+    plan = stream.planned_batches(0, 0)
+    # A clip that never fills a batch alone (else that batch would repeat
+    # the previous one, tested by the count below only).
+    shard, position = next(
+        clip
+        for batch in plan
+        for clip in batch
+        if all(len(set(b) - {clip}) for b in plan if clip in b)
+    )
     path = stream.paths[shard]
     data = bytearray(path.read_bytes())
     magic = -1
@@ -272,13 +279,14 @@ def test_corrupt_sample_raises_or_is_counted(shard_corpus, tmp_path):
         list(StreamLoader(stream))
     skipping = train_stream(corpus, on_error="skip")
     batches = [b.id for b in StreamLoader(skipping)]  # in this process
-    assert skipping.skipped == planned_count(skipping, shard, position)
+    # Read (and skipped) once per sort window that holds it.
+    assert 1 <= skipping.skipped <= planned_count(skipping, shard, position)
     planned = interleaved(skipping, 0)
     assert len(batches) == len(planned)  # the DDP batch count is kept
-    ids = json.loads(path.with_suffix(".json").read_text())["ids"]
-    bad = ids[position]
-    assert bad not in batches[0] and bad in planned[0]
-    assert batches[0] == [i for i in planned[0] if i != bad]
+    bad = json.loads(path.with_suffix(".json").read_text())["ids"][position]
+    assert any(bad in batch for batch in planned)
+    for got, want in zip(batches, planned):
+        assert got == [i for i in want if i != bad]
 
 
 def test_audio_only_shards_need_a_feature_extractor(shard_corpus, tmp_path):
