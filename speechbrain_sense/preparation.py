@@ -103,10 +103,94 @@ def write_manifest(path, rows, fieldnames):
     >>> path.read_text().splitlines()
     ['ID,wav', 'a,$data_root/a.wav']
     """
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fieldnames)
-        writer.writeheader()
+    with ManifestWriter(path, fieldnames) as writer:
         writer.writerows(rows)
-    os.replace(tmp, path)
+        writer.commit()
+
+
+class ManifestWriter:
+    """A CSV manifest written row by row, put in place by :meth:`commit`.
+
+    The header and rows go to ``<path>.tmp``; :meth:`commit` renames it
+    to ``path`` (atomic on one file system), :meth:`discard` deletes it,
+    and so does leaving a ``with`` block without a commit (an exception
+    included). Until the commit, ``path`` keeps what it held before, so a
+    preparation streaming several manifests commits them only once all
+    its checks have passed. The bytes are those of :func:`write_manifest`
+    for the same rows.
+
+    Arguments
+    ---------
+    path : str or Path
+        The CSV file.
+    fieldnames : list of str
+        The columns, in order (SpeechBrain's first column is ``ID``).
+
+    Attributes
+    ----------
+    rows : int
+        Rows written so far.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with ManifestWriter(folder / "train.csv", ["ID", "lang"]) as writer:
+    ...     writer.writerow({"ID": "a", "lang": "en"})
+    ...     writer.writerows([{"ID": "b", "lang": "fr"}])
+    ...     sorted(p.name for p in folder.iterdir())
+    ...     writer.commit()
+    ['train.csv.tmp']
+    >>> writer.rows
+    2
+    >>> (folder / "train.csv").read_text().splitlines()
+    ['ID,lang', 'a,en', 'b,fr']
+    >>> with ManifestWriter(folder / "train.csv", ["ID", "lang"]) as writer:
+    ...     writer.writerow({"ID": "c", "lang": "de"})
+    >>> sorted(p.name for p in folder.iterdir())  # no commit: unchanged
+    ['train.csv']
+    >>> (folder / "train.csv").read_text().splitlines()[1:]
+    ['a,en', 'b,fr']
+    """
+
+    def __init__(self, path, fieldnames):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.rows = 0
+        self._file = open(self.tmp, "w", encoding="utf-8", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=fieldnames)
+        self._writer.writeheader()
+        self._done = False
+
+    def writerow(self, row):
+        """Writes one row (a dict keyed by the columns)."""
+        self._writer.writerow(row)
+        self.rows += 1
+
+    def writerows(self, rows):
+        """Writes every row of an iterable of dicts."""
+        for row in rows:
+            self.writerow(row)
+
+    def commit(self):
+        """Closes the temporary file and renames it to ``path``."""
+        if self._done:
+            raise ValueError(f"{self.path}: already committed or discarded")
+        self._file.close()
+        os.replace(self.tmp, self.path)
+        self._done = True
+
+    def discard(self):
+        """Closes and deletes the temporary file; ``path`` is untouched."""
+        if self._done:
+            return
+        self._file.close()
+        self.tmp.unlink(missing_ok=True)
+        self._done = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.discard()
+        return False

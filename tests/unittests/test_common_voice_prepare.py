@@ -1,21 +1,26 @@
 """Common Voice preparation on a synthetic release in the real layout."""
 
 import csv
+import io
 import json
+import random
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
-from speechbrain_sense.audio import load_audio
+from speechbrain_sense.audio import audio_duration, load_audio
 from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
 from speechbrain_sense.manifests import read_manifest
+from speechbrain_sense.preparation import ManifestWriter
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/CommonVoice/SENSE"
 sys.path.insert(0, str(RECIPE))
 from common_voice_prepare import (  # noqa: E402
+    ClipDurations,
     CommonVoiceFormatError,
+    _read_clip_durations,
     prepare_common_voice,
 )
 
@@ -301,3 +306,340 @@ def test_auto_rerun_prepares_again_when_folders_change(corpus, tmp_path):
     prepare_common_voice(corpus, save, "auto", min_duration=0)
     langs = {r["lang"] for r in read_csv(save / "train.csv")}
     assert langs == {"de", "en"}
+
+
+# --------------------------------------------------------------------------
+# Streamed manifests: the same bytes as holding every row, nothing left
+# behind by a failure, compact clip durations
+# --------------------------------------------------------------------------
+
+TSV_COLUMNS = ("client_id", "path", "sentence_id", "sentence", "up_votes")
+MANIFEST_HEADER = "ID,duration,wav,sentence,lang,client_id"
+
+
+def write_locale(root, lang, durations, splits):
+    """A locale folder: ``clip_durations.tsv`` lines (``None``: no file),
+    ``{split: [(client_id, clip, sentence) or "" (a blank line)]}`` and an
+    empty file per clip (clips with a listed duration are never opened).
+    """
+    folder = root / lang
+    (folder / "clips").mkdir(parents=True)
+    if durations is not None:
+        lines = ["clip\tduration[ms]", *durations]
+        (folder / "clip_durations.tsv").write_text(
+            "\n".join(lines) + "\n", encoding="utf-8"
+        )
+    for split, rows in splits.items():
+        lines = ["\t".join(TSV_COLUMNS)]
+        for k, row in enumerate(rows):
+            if not row:
+                lines.append("")
+                continue
+            client, clip, sentence = row
+            lines.append("\t".join((client, clip, f"s{k}", sentence, "2")))
+            (folder / "clips" / clip).touch()
+        (folder / f"{split}.tsv").write_text(
+            "\n".join(lines) + "\n", encoding="utf-8"
+        )
+
+
+@pytest.fixture
+def handmade_corpus(tmp_path):
+    """Filter edges, CSV quoting, duplicate and non-Common-Voice clip
+    names in ``clip_durations.tsv`` (out of order), a language keeping no
+    training row, missing and empty splits.
+    """
+    root = tmp_path / "handmade"
+    write_locale(
+        root,
+        "en",
+        [
+            "common_voice_en_101.mp3\t9999",
+            "common_voice_en_7.mp3\t500",
+            "common_voice_en_103.mp3\t20001",
+            "common_voice_en_102.mp3\t20000",
+            "common_voice_en_101.mp3\t4213",  # listed twice: the last wins
+            'odd, "name".mp3\t1234.5',
+            "common_voice_en_0104.mp3\t499",
+            "common_voice_en_105.mp3\t3000",
+        ],
+        {
+            "train": [
+                ("c1", "common_voice_en_101.mp3", 'He said "hi",  twice '),
+                ("c2", "common_voice_en_7.mp3", "edge"),
+                ("c1", "common_voice_en_103.mp3", "long"),
+                "",
+                ("c3", "common_voice_en_102.mp3", "max"),
+                ("c2", 'odd, "name".mp3', "odd one"),
+                ("c3", "common_voice_en_0104.mp3", "short"),
+                ("c1", "common_voice_en_105.mp3", "   "),
+            ],
+            "dev": [("c4", "common_voice_en_105.mp3", "dev sentence")],
+            "test": [],
+        },
+    )
+    write_locale(
+        root,
+        "ru",
+        [
+            "common_voice_ru_2.mp3\t1000",
+            "common_voice_ru_1.mp3\t2500",
+            "common_voice_ru_3.mp3\t1500",
+        ],
+        {
+            "train": [
+                ("r1", "common_voice_ru_1.mp3", "Привет,  мир"),
+                ("r2", "common_voice_ru_2.mp3", "Как дела?"),
+            ],
+            "dev": [("r1", "common_voice_ru_3.mp3", "Ещё раз")],
+        },
+    )
+    write_locale(
+        root,
+        "zz",
+        ["common_voice_zz_1.mp3\t100"],
+        {"train": [("z1", "common_voice_zz_1.mp3", "too short")]},
+    )
+    return root
+
+
+def test_manifests_report_and_ratios_are_byte_exact(handmade_corpus, tmp_path):
+    save = tmp_path / "save"
+    report = prepare_common_voice(
+        handmade_corpus, save, ["ru", "zz", "en"], allow_empty_languages=True
+    )
+    # Written out by hand: the bytes csv.DictWriter gives these rows (CRLF,
+    # minimal quoting), in the order of the languages and of the TSV rows.
+    expected = {
+        "train": [
+            MANIFEST_HEADER,
+            "ru-common_voice_ru_1,2.500,$data_root/ru/clips/common_voice_ru_1"
+            '.mp3,"Привет, мир",ru,r1',
+            "ru-common_voice_ru_2,1.000,$data_root/ru/clips/common_voice_ru_2"
+            ".mp3,Как дела?,ru,r2",
+            "en-common_voice_en_101,4.213,$data_root/en/clips/common_voice_en"
+            '_101.mp3,"He said ""hi"", twice",en,c1',
+            "en-common_voice_en_7,0.500,$data_root/en/clips/common_voice_en_7"
+            ".mp3,edge,en,c2",
+            "en-common_voice_en_102,20.000,$data_root/en/clips/common_voice_en"
+            "_102.mp3,max,en,c3",
+            '"en-odd, ""name""",1.234,"$data_root/en/clips/odd, ""name"".mp3"'
+            ",odd one,en,c2",
+        ],
+        "dev": [
+            MANIFEST_HEADER,
+            "ru-common_voice_ru_3,1.500,$data_root/ru/clips/common_voice_ru_3"
+            ".mp3,Ещё раз,ru,r1",
+            "en-common_voice_en_105,3.000,$data_root/en/clips/common_voice_en"
+            "_105.mp3,dev sentence,en,c4",
+        ],
+        "test": [MANIFEST_HEADER],
+    }
+    for split, lines in expected.items():
+        data = (save / f"{split}.csv").read_bytes()
+        assert data == "".join(f"{line}\r\n" for line in lines).encode()
+
+    missing = {
+        "missing": True,
+        "kept": 0,
+        "kept_hours": 0.0,
+        "dropped": 0,
+        "dropped_by_reason": {},
+    }
+
+    def stats(seconds, dropped_by_reason=None):
+        dropped_by_reason = dropped_by_reason or {}
+        return {
+            "kept": len(seconds),
+            "kept_hours": sum(seconds) / 3600,
+            "dropped": sum(dropped_by_reason.values()),
+            "dropped_by_reason": dropped_by_reason,
+        }
+
+    expected_report = {
+        "ru": {
+            "train": stats([2.5, 1.0]),
+            "dev": stats([1.5]),
+            "test": missing,
+        },
+        "zz": {
+            "train": stats([], {"too_short": 1}),
+            "dev": missing,
+            "test": missing,
+        },
+        "en": {
+            # Reasons in the order first met.
+            "train": stats(
+                [4.213, 0.5, 20.0, 1.234],
+                {"too_long": 1, "too_short": 1, "empty_sentence": 1},
+            ),
+            "dev": stats([3.0]),
+            "test": stats([]),
+        },
+    }
+    assert report == expected_report
+    assert (save / "prepare_report.json").read_text() == json.dumps(
+        expected_report, indent=1
+    )
+    ratios = json.loads((save / "language_ratios.json").read_text())
+    # zz kept nothing: not among the counts; the order is the languages'.
+    assert list(ratios["counts"].items()) == [("ru", 2), ("en", 4)]
+    assert list(ratios["ratios"]) == ["ru", "en"]
+    assert sorted(p.name for p in save.iterdir()) == [
+        "dev.csv",
+        "language_ratios.json",
+        "prepare_options.json",
+        "prepare_report.json",
+        "test.csv",
+        "train.csv",
+    ]
+
+
+def expected_manifest(corpus, languages, split, duration_of):
+    """The CSV bytes of ``split``, built from the TSVs (min_duration=0)."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(MANIFEST_HEADER.split(","))
+    for lang in languages:
+        rows = read_tsv(corpus / lang / f"{split}.tsv")
+        column = {name: rows[0].index(name) for name in rows[0]}
+        for row in rows[1:]:
+            clip = row[column["path"]]
+            writer.writerow(
+                [
+                    f"{lang}-{clip.rsplit('.', 1)[0]}",
+                    f"{duration_of(lang, clip):.3f}",
+                    f"$data_root/{lang}/clips/{clip}",
+                    " ".join(row[column["sentence"]].split()),
+                    lang,
+                    row[column["client_id"]],
+                ]
+            )
+    return out.getvalue().encode("utf-8")
+
+
+def test_manifests_equal_an_independent_reading_of_the_tsvs(corpus, tmp_path):
+    # ru without clip_durations.tsv: its durations come from the MP3s.
+    (corpus / "ru" / "clip_durations.tsv").unlink()
+    listed = {
+        row[0]: float(row[1]) / 1000
+        for row in read_tsv(corpus / "en" / "clip_durations.tsv")[1:]
+    }
+
+    def duration_of(lang, clip):
+        if lang == "en":
+            return listed[clip]
+        return audio_duration(corpus / lang / "clips" / clip)
+
+    save = tmp_path / "save"
+    report = prepare_common_voice(corpus, save, ["ru", "en"], min_duration=0)
+    for split in ("train", "dev", "test"):
+        expected = expected_manifest(corpus, ["ru", "en"], split, duration_of)
+        assert (save / f"{split}.csv").read_bytes() == expected
+        for lang in ("ru", "en"):
+            rows = read_csv(save / f"{split}.csv")
+            seconds = [float(r["duration"]) for r in rows if r["lang"] == lang]
+            assert report[lang][split]["kept_hours"] == sum(seconds) / 3600
+    ratios = json.loads((save / "language_ratios.json").read_text())
+    assert ratios["counts"] == {
+        lang: report[lang]["train"]["kept"] for lang in ("ru", "en")
+    }
+
+
+def test_a_failed_preparation_leaves_the_previous_one(corpus, tmp_path):
+    save = tmp_path / "save"
+    prepare_common_voice(corpus, save, ["en"], min_duration=0)
+    before = {p.name: p.read_bytes() for p in save.iterdir()}
+    # Fails after both languages were streamed (ru keeps nothing) ...
+    tsv = corpus / "ru" / "train.tsv"
+    lines = tsv.read_text(encoding="utf-8").splitlines()
+    tsv.write_text(lines[0] + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"no training utterance.*\['ru'\]"):
+        prepare_common_voice(corpus, save, ["en", "ru"], min_duration=0)
+    assert {p.name: p.read_bytes() for p in save.iterdir()} == before
+    # ... or in the middle of the second language's training split.
+    lines.insert(3, "only\tthree\tfields")
+    tsv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(CommonVoiceFormatError, match=rf"{tsv}:4: 3 fields"):
+        prepare_common_voice(corpus, save, ["en", "ru"], min_duration=0)
+    assert {p.name: p.read_bytes() for p in save.iterdir()} == before
+    # The previous preparation is still the valid one: nothing redone.
+    stamp = (save / "train.csv").stat().st_mtime_ns
+    prepare_common_voice(corpus, save, ["en"], min_duration=0)
+    assert (save / "train.csv").stat().st_mtime_ns == stamp
+
+
+def test_malformed_clip_durations_line_names_file_and_line(corpus, tmp_path):
+    path = corpus / "en" / "clip_durations.tsv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for bad in ("common_voice_en_1.mp3", "common_voice_en_1.mp3\t12 ms"):
+        path.write_text(
+            "\n".join([*lines[:2], bad, *lines[2:]]) + "\n", encoding="utf-8"
+        )
+        with pytest.raises(CommonVoiceFormatError, match=rf"{path}:3: "):
+            prepare_common_voice(corpus, tmp_path / "s", ["en"])
+        assert not (tmp_path / "s" / "train.csv").exists()
+
+
+def test_clip_durations_answer_as_a_dict_of_the_file(tmp_path):
+    rng = random.Random(7)
+    names = [f"common_voice_xx_{rng.randrange(60)}.mp3" for _ in range(200)]
+    names += [
+        "common_voice_xx_007.mp3",  # leading zero: not the clip 7
+        "common_voice_xx_.mp3",
+        "common_voice_xx_\u0663.mp3",  # a digit, but not an ASCII one
+        "common_voice_xx_" + "9" * 20 + ".mp3",  # beyond int64
+        "common_voice_yy_7.mp3",  # another locale's prefix
+        "common_voice_xx_7.wav",
+        "plain.mp3",
+    ]
+    rng.shuffle(names)
+    millis = [rng.choice(("4213", "0.5", "1234.5", "20000")) for _ in names]
+    lang_dir = tmp_path / "xx"
+    lang_dir.mkdir()
+    (lang_dir / "clip_durations.tsv").write_text(
+        "clip\tduration[ms]\n"
+        + "".join(f"{n}\t{ms}\n" for n, ms in zip(names, millis)),
+        encoding="utf-8",
+    )
+    durations = _read_clip_durations(lang_dir)
+    reference = {n: float(ms) / 1000.0 for n, ms in zip(names, millis)}
+    assert len(durations) == len(reference)
+    probes = set(names) | {f"common_voice_xx_{k}.mp3" for k in range(70)}
+    for clip in probes:
+        assert durations.get(clip) == reference.get(clip), clip
+    # Already sorted and unique (no sort needed): the same answers.
+    ordered = sorted(reference.items(), key=lambda item: item[0])
+    table = ClipDurations.from_lines("common_voice_xx_", ordered)
+    assert {clip: table.get(clip) for clip in probes} == {
+        clip: reference.get(clip) for clip in probes
+    }
+    assert len(_read_clip_durations(tmp_path / "absent")) == 0
+
+
+def test_a_crash_between_the_renames_prepares_again(
+    corpus, tmp_path, monkeypatch
+):
+    save = tmp_path / "save"
+    prepare_common_voice(corpus, save, ["en"], min_duration=0)
+    commit, calls = ManifestWriter.commit, []
+
+    def commit_then_crash(writer):
+        calls.append(writer.path.name)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        commit(writer)
+
+    monkeypatch.setattr(ManifestWriter, "commit", commit_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        prepare_common_voice(corpus, save, ["en", "ru"], min_duration=0)
+    monkeypatch.undo()
+    # train.csv is the new one, dev.csv the old: no record of options, so
+    # neither set of options passes for prepared.
+    assert calls == ["train.csv", "dev.csv"]
+    assert not (save / "prepare_options.json").exists()
+    assert not list(save.glob("*.tmp"))
+    report = prepare_common_voice(corpus, save, ["en"], min_duration=0)
+    langs = {r["lang"] for r in read_csv(save / "train.csv")}
+    assert langs == {"en"}
+    assert len(read_csv(save / "dev.csv")) == report["en"]["dev"]["kept"]
