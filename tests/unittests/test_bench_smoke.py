@@ -6,6 +6,7 @@ Nothing here checks a speed; the benchmarks' figures are in
 
 import doctest
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def bench():
                 "train_throughput",
                 "teacher_cache",
                 "embed_throughput",
+                "shard_data_path",
             )
         }
     finally:
@@ -99,7 +101,44 @@ def test_embed_throughput_runs(bench, tmp_path, capsys):
     assert last.startswith("retrieval_fraction_of_matmul_peak: ")
 
 
+def test_shard_data_path_runs(bench, tmp_path, capsys):
+    results_file = tmp_path / "results.json"
+    stream_ms = bench["shard_data_path"].main(
+        [
+            "--languages=en",
+            "--per-language=6",
+            "--repeat=1",
+            "--samples-per-shard=2",
+            "--prepare-rows=300",
+            "--prepare-languages=3",
+            "--trace-prepare=always",
+            "--trace-rows=100",
+            f"--work-dir={tmp_path}",
+            f"--json={results_file}",
+        ]
+    )
+    assert stream_ms > 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("stream_ms_per_audio_second: ")
+    figures = dict(line.split(": ", 1) for line in lines[-20:] if ": " in line)
+    for name in (
+        "mp3_path_ms_per_audio_second",
+        "features_shards_ms_per_audio_second",
+        "audio_shards_ms_per_audio_second",
+        "build_features_audio_h_per_core_h",
+        "disk_audio_mb_per_audio_h",
+        "full_cv_both_tb",
+        "prepare_peak_mb_above_import",
+    ):
+        assert float(figures[name]) >= 0, name
+    results = json.loads(results_file.read_text())
+    assert results["stream_breakdown"]["samples_read"] > 0
+    assert results["prepare"]["rows"] == 300
+    assert results["prepare_trace"]["top"]
+    assert set(results["full_cv_estimate"]) == {"features", "audio", "both"}
+
+
 def test_bench_doctests(bench):
-    for name in ("measurement", "embed_throughput"):
+    for name in ("measurement", "embed_throughput", "shard_data_path"):
         results = doctest.testmod(bench[name])
         assert results.attempted > 0 and results.failed == 0, name
