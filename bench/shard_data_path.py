@@ -26,7 +26,7 @@ w2v-BERT 2.0's, so the features cost what the real ones cost):
 2. **Shard builds** per ``--store`` mode, in one process: audio-hours per
    core-hour (CPU time), bytes of the tars per audio-hour (split into a
    per-clip and a per-second part), and the MP3 source per audio-hour.
-3. **Preparation at scale**: ``common_voice_prepare.prepare_common_voice``
+3. **Preparation at scale**: ``common_voice_sense_prepare.prepare_common_voice``
    on a synthetic Common Voice tree of ``--prepare-rows`` TSV rows over
    ``--prepare-languages`` locales (TSVs with the real columns,
    ``clip_durations.tsv``, and clips as hard links to a few empty files,
@@ -692,7 +692,7 @@ def measure_prepare(child):
 
     import speechbrain  # noqa: F401  (part of the import baseline)
 
-    module = load_recipe_module("common_voice_prepare")
+    module = load_recipe_module("common_voice_sense_prepare")
     gc.collect()
     save_folder = tempfile.mkdtemp(prefix="cv-prepare-bench-")
     snapshot = {}

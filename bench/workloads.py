@@ -5,7 +5,7 @@ Everything is generated offline, once, into a work folder (default
 
 * a synthetic Common Voice corpus (eSpeak NG speech of the compositional
   "grammar" sentences, 48 kHz MP3, CV layout) and the SENSE recipe's own
-  manifests of it (``common_voice_prepare.py``);
+  manifests of it (``common_voice_sense_prepare.py``);
 * the student encoder, a randomly initialised w2v-BERT 2.0, either tiny
   (``sense_tiny.yaml``: 96-d, 2 Conformer layers, 4 heads, FFN 192) or the
   real architecture (``Wav2Vec2BertConfig()`` defaults: 24 layers,
@@ -121,7 +121,7 @@ def synthetic_corpus(work_dir, languages, per_language, seed=0):
         ),
     )
     save_folder = root / "manifests"
-    prepare = load_recipe_module("common_voice_prepare").prepare_common_voice
+    prepare = load_recipe_module("common_voice_sense_prepare").prepare_common_voice
     prepare(
         data_folder=str(data_folder),
         save_folder=str(save_folder),

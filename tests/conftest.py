@@ -58,7 +58,7 @@ def shard_corpus(tiny_w2v_bert_dir, tmp_path_factory):
 
     recipe = Path(__file__).resolve().parents[1] / "recipes/CommonVoice/SENSE"
     sys.path.insert(0, str(recipe))
-    from common_voice_prepare import prepare_common_voice
+    from common_voice_sense_prepare import prepare_common_voice
 
     root = tmp_path_factory.mktemp("shard_corpus")
     data, save = root / "cv", root / "save"

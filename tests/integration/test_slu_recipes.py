@@ -25,7 +25,7 @@ from speechbrain_sense.metrics.slu import f1_from_counts, format_tagged
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 NER = RECIPES / "SLUE-VoxPopuli/NER"
-MEDIA = RECIPES / "MEDIA/SLU"
+MEDIA = RECIPES / "MEDIA/SLU/SENSE"
 
 pytestmark = pytest.mark.integration
 

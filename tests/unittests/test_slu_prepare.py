@@ -19,7 +19,7 @@ from speechbrain_sense.slu import load_segment
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 sys.path.insert(0, str(RECIPES / "SLUE-VoxPopuli/NER"))
-sys.path.insert(0, str(RECIPES / "MEDIA/SLU"))
+sys.path.insert(0, str(RECIPES / "MEDIA/SLU/SENSE"))
 from media_prepare import (  # noqa: E402
     MediaFormatError,
     normalize_words,

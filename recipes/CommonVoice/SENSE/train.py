@@ -457,7 +457,7 @@ if __name__ == "__main__":
             kwargs=hparams["synthetic_corpus"],
         )
 
-    from common_voice_prepare import prepare_common_voice  # noqa: E402
+    from common_voice_sense_prepare import prepare_common_voice  # noqa: E402
 
     run_on_main(
         prepare_common_voice,

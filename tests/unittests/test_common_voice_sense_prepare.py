@@ -17,7 +17,7 @@ from speechbrain_sense.preparation import ManifestWriter
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/CommonVoice/SENSE"
 sys.path.insert(0, str(RECIPE))
-from common_voice_prepare import (  # noqa: E402
+from common_voice_sense_prepare import (  # noqa: E402
     ClipDurations,
     CommonVoiceFormatError,
     _read_clip_durations,
