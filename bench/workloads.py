@@ -121,7 +121,9 @@ def synthetic_corpus(work_dir, languages, per_language, seed=0):
         ),
     )
     save_folder = root / "manifests"
-    prepare = load_recipe_module("common_voice_sense_prepare").prepare_common_voice
+    prepare = load_recipe_module(
+        "common_voice_sense_prepare"
+    ).prepare_common_voice
     prepare(
         data_folder=str(data_folder),
         save_folder=str(save_folder),
