@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # wheel cannot load it. The CUDA build runs fine on CPU-only machines.
 TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
 LINT_PATHS := $(wildcard speechbrain_sense recipes tests bench setup.py)
-SPELL_PATHS := $(LINT_PATHS) $(wildcard docs README.md hparams)
+SPELL_PATHS := $(LINT_PATHS) $(wildcard docs README.md)
 
 .PHONY: install lint test demo clean
 

@@ -21,7 +21,10 @@ setup(
     packages=find_packages(
         include=["speechbrain_sense", "speechbrain_sense.*"]
     ),
-    package_data={"speechbrain_sense": ["data/sentences/*.txt"]},
+    # hparams/: the inference template that export.py fills in.
+    package_data={
+        "speechbrain_sense": ["data/sentences/*.txt", "hparams/*.yaml"]
+    },
     install_requires=[
         "speechbrain>=1.1.2",
         "torch",

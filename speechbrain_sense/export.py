@@ -3,20 +3,36 @@
 ::
 
     python -m speechbrain_sense.export --checkpoint <recipe save folder> \\
-        --out <model dir> [--encoder-source DIR_OR_HUB_ID]
+        --out <model dir> [--encoder-source DIR_OR_HUB_ID] \\
+        [--repo-id org/name] [--format speechbrain|onnx]
 
-writes a directory that loads offline with stock SpeechBrain
-(``EncoderClassifier.from_hparams(source=<model dir>)``) or with
-:class:`speechbrain_sense.inference.SenseEncoder`::
+writes a directory that loads with nothing but SpeechBrain installed,
+from a folder or from the Hub::
 
-    <model dir>/hyperparams.yaml          inference hparams (from the
-                                          template hparams/sense_inference.yaml)
+    <model dir>/hyperparams.yaml          inference hparams, self-contained:
+                                          the encoder's HuggingFace config
+                                          and feature extractor are inline
+                                          (template: the package's
+                                          hparams/sense_inference.yaml)
     <model dir>/embedding_model.ckpt      encoder + head weights
+    <model dir>/custom.py                 the classes the yaml builds
+                                          (custom_module_source)
+    <model dir>/README.md                 model card: Hub front matter,
+                                          data, languages, teacher, R@1
     <model dir>/config.json               the encoder's HuggingFace config
-    <model dir>/preprocessor_config.json  its feature extractor
-    <model dir>/README.md                 model card: data, languages,
-                                          teacher, dev/test R@1
+    <model dir>/preprocessor_config.json  its feature extractor (read by
+                                          downstream recipes' features)
     <model dir>/training_hyperparams.yaml the recipe's resolved hparams
+
+Only the first three are needed to load it::
+
+    foreign_class(source, pymodule_file="custom.py",
+                  classname="SenseEncoderInterface")  # SpeechBrain only
+    speechbrain_sense.inference.SenseEncoder.from_hparams(source)
+
+``--format onnx`` also writes ``<model dir>/onnx/`` with
+:mod:`speechbrain_sense.onnx_export`; ``--repo-id org/name`` names the Hub
+repo in the model card's snippet.
 
 Two checkpoint layouts are accepted, found automatically:
 
@@ -42,274 +58,39 @@ Authors
 """
 
 import argparse
-import json
+import ast
+import importlib
 import re
 import shutil
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 
 import torch
 
-TEMPLATE = (
-    Path(__file__).resolve().parent.parent / "hparams" / "sense_inference.yaml"
+from speechbrain_sense.checkpoint import (
+    find_checkpoint,
+    read_ckpt_meta,
+    read_json,
+    read_training_hparams,
+    recipe_folder,
+    resolve_recipe_path,
+    student_state_dict,
 )
+
+TEMPLATE_NAME = "sense_inference.yaml"
 WEIGHTS_FILE = "embedding_model.ckpt"
-UPSTREAM_FILES = ("wav2vec2.ckpt", "model.ckpt")
-
-
-def find_checkpoint(path):
-    """The checkpoint folder to export and its layout.
-
-    Arguments
-    ---------
-    path : str or Path
-        A ``CKPT+*`` folder, a save folder holding several (the best dev
-        R@1 wins, then the latest), or an upstream checkpoint folder.
-
-    Returns
-    -------
-    folder : Path
-        The checkpoint folder.
-    layout : str
-        ``"sense"`` (``student.ckpt``) or ``"upstream"``.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"checkpoint folder {path} does not exist")
-    if (path / "student.ckpt").is_file():
-        return path, "sense"
-    if all((path / name).is_file() for name in UPSTREAM_FILES):
-        return path, "upstream"
-    candidates = [
-        folder
-        for folder in sorted(path.glob("CKPT+*"))
-        if (folder / "student.ckpt").is_file()
-        or all((folder / name).is_file() for name in UPSTREAM_FILES)
-    ]
-    if not candidates:
-        raise FileNotFoundError(
-            f"{path} holds no checkpoint: expected student.ckpt (this "
-            f"project's recipe), {' + '.join(UPSTREAM_FILES)} (upstream "
-            "SpeechBrain SENSE) or CKPT+* folders with either"
-        )
-
-    def preference(folder):
-        meta = _read_ckpt_meta(folder)
-        r1 = meta.get("R@1")
-        return (r1 if isinstance(r1, (int, float)) else -1.0, folder.name)
-
-    best = max(candidates, key=preference)
-    return find_checkpoint(best)
-
-
-def _read_ckpt_meta(folder):
-    """The ``CKPT.yaml`` metadata SpeechBrain writes (empty if absent)."""
-    import yaml
-
-    meta_file = Path(folder) / "CKPT.yaml"
-    if not meta_file.is_file():
-        return {}
-    return yaml.safe_load(meta_file.read_text(encoding="utf-8")) or {}
-
-
-def convert_upstream_state(wav2vec2_state, model_state):
-    """Maps the upstream SENSE recipe's state dicts to ``SenseStudent``'s.
-
-    Arguments
-    ---------
-    wav2vec2_state : dict
-        ``wav2vec2.ckpt``: SpeechBrain ``W2VBert`` state (``model.*``), or
-        a bare HuggingFace ``Wav2Vec2BertModel`` state.
-    model_state : dict
-        ``model.ckpt``: the pooling (``...attn_pooling_w.weight/bias``) and
-        optionally one ``Linear`` projection.
-
-    Returns
-    -------
-    dict
-        ``encoder.model.*``, ``head.pooling.attn_pooling_w.*`` and, with a
-        projection, ``head.projection.0.*``.
-
-    Example
-    -------
-    >>> state = convert_upstream_state(
-    ...     {"model.masked_spec_embed": torch.zeros(4)},
-    ...     {
-    ...         "0.attn_pooling_w.weight": torch.zeros(1, 4),
-    ...         "0.attn_pooling_w.bias": torch.zeros(1),
-    ...         "1.weight": torch.zeros(4, 4),
-    ...         "1.bias": torch.zeros(4),
-    ...     },
-    ... )
-    >>> sorted(state)  # doctest: +NORMALIZE_WHITESPACE
-    ['encoder.model.masked_spec_embed', 'head.pooling.attn_pooling_w.bias',
-     'head.pooling.attn_pooling_w.weight', 'head.projection.0.bias',
-     'head.projection.0.weight']
-    """
-    state = {}
-    for key, value in wav2vec2_state.items():
-        bare = key[len("model.") :] if key.startswith("model.") else key
-        state[f"encoder.model.{bare}"] = value
-    pooling = {}
-    others = {}
-    for key, value in model_state.items():
-        match = re.search(r"attn_pooling_w\.(weight|bias)$", key)
-        if match:
-            pooling[match.group(1)] = value
-        else:
-            others[key] = value
-    if set(pooling) != {"weight", "bias"}:
-        raise ValueError(
-            "model.ckpt has no attention pooling (attn_pooling_w.weight and "
-            f".bias); its keys: {sorted(model_state)}"
-        )
-    for name, value in pooling.items():
-        state[f"head.pooling.attn_pooling_w.{name}"] = value
-    prefixes = {key.rsplit(".", 1)[0] for key in others}
-    if len(prefixes) > 1:
-        raise ValueError(
-            "model.ckpt holds more than the pooling and one linear "
-            f"projection: {sorted(model_state)}"
-        )
-    if prefixes:
-        prefix = prefixes.pop()
-        for name in ("weight", "bias"):
-            key = f"{prefix}.{name}" if prefix else name
-            if key not in others:
-                raise ValueError(f"model.ckpt: projection lacks {key}")
-            state[f"head.projection.0.{name}"] = others[key]
-    return state
-
-
-def _load_state(path):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise RuntimeError(f"cannot read checkpoint {path}: {error}") from error
-
-
-def student_state_dict(folder, layout):
-    """The ``SenseStudent`` state dict of a checkpoint folder.
-
-    Arguments
-    ---------
-    folder : Path
-        Checkpoint folder (see :func:`find_checkpoint`).
-    layout : str
-        ``"sense"`` or ``"upstream"``.
-
-    Returns
-    -------
-    dict
-        Parameter name -> tensor.
-    """
-    folder = Path(folder)
-    if layout == "sense":
-        return _load_state(folder / "student.ckpt")
-    return convert_upstream_state(
-        _load_state(folder / "wav2vec2.ckpt"),
-        _load_state(folder / "model.ckpt"),
-    )
-
-
-def resolve_recipe_path(path, hparams_file):
-    """A path from a recipe's hparams, valid from the current directory.
-
-    Recipes write paths relative to the folder ``train.py`` ran in (e.g.
-    ``results/sense_tiny/1986/tiny_w2v_bert``), which is an ancestor of the
-    saved ``hyperparams.yaml``; exporting from elsewhere must find it there.
-    Hub ids and paths that exist as given are returned unchanged.
-
-    Arguments
-    ---------
-    path : str
-        Path or hub id from the hparams.
-    hparams_file : str or Path
-        The recipe's saved ``hyperparams.yaml``.
-
-    Returns
-    -------
-    str
-
-    Example
-    -------
-    >>> import tempfile, os
-    >>> run = tempfile.mkdtemp()
-    >>> os.makedirs(os.path.join(run, "results/x/enc"))
-    >>> hp = os.path.join(run, "results/x/hyperparams.yaml")
-    >>> resolve_recipe_path("results/x/enc", hp) == os.path.join(run, "results/x/enc")
-    True
-    >>> resolve_recipe_path("facebook/w2v-bert-2.0", hp)
-    'facebook/w2v-bert-2.0'
-    """
-    if Path(path).is_absolute() or Path(path).exists():
-        return str(path)
-    for folder in Path(hparams_file).resolve().parents:
-        if (folder / path).exists():
-            return str(folder / path)
-    return str(path)
-
-
-def read_training_hparams(path):
-    """Plain facts from a recipe's resolved ``hyperparams.yaml``.
-
-    The file is parsed, not loaded: loading would build the teacher and the
-    encoder (and download them).
-
-    Arguments
-    ---------
-    path : str or Path
-        The ``hyperparams.yaml`` that SpeechBrain copies into the recipe's
-        output folder.
-
-    Returns
-    -------
-    dict
-        ``encoder_source``, ``encoder_cache``, ``output_norm``,
-        ``activation``, ``teacher`` (a description), ``teacher_dim``,
-        ``languages``, ``data_folder`` (absent when not found).
-    """
-    from ruamel.yaml import YAML
-
-    try:
-        data = YAML(typ="rt").load(Path(path).read_text(encoding="utf-8"))
-    except Exception as error:
-        raise ValueError(f"cannot parse {path}: {error}") from error
-    facts = {}
-    encoder = data.get("encoder")
-    if isinstance(encoder, Mapping):
-        source = encoder.get("source")
-        # The tiny recipe writes its random encoder with an !apply: the
-        # directory is the call's out_dir.
-        if isinstance(source, Mapping):
-            source = source.get("out_dir")
-        if source is not None:
-            facts["encoder_source"] = str(source)
-        if encoder.get("save_path") is not None:
-            facts["encoder_cache"] = str(encoder["save_path"])
-        facts["output_norm"] = bool(encoder.get("output_norm", False))
-    head = data.get("head")
-    if isinstance(head, Mapping):
-        facts["activation"] = str(head.get("activation", "tanh"))
-    teacher = data.get("teacher")
-    if teacher is not None:
-        tag = getattr(getattr(teacher, "tag", None), "value", None) or ""
-        name = tag.split(":", 1)[-1].rsplit(".", 1)[-1] or str(teacher)
-        source = data.get("teacher_source")
-        if isinstance(teacher, Mapping) and teacher.get("source"):
-            source = teacher["source"]
-        facts["teacher"] = f"{name} ({source})" if source else name
-    for key in ("teacher_dim", "data_folder"):
-        if data.get(key) is not None:
-            facts[key] = data[key]
-    languages = data.get("languages")
-    if isinstance(languages, str):
-        # languages: auto -- the prepared languages are the report's keys.
-        report = Path(path).parent / "save" / "prepare_report.json"
-        languages = _read_json(report) if report.is_file() else None
-    if languages is not None:
-        facts["languages"] = [str(lang) for lang in languages]
-    return facts
+CUSTOM_FILE = "custom.py"
+# Bundled into custom.py, in this order: each imports only the ones before.
+CUSTOM_MODULES = (
+    "speechbrain_sense.w2v_bert",
+    "speechbrain_sense.pooling",
+    "speechbrain_sense.pretrained",
+)
+# What SpeechBrain fetches from a hub repo to load the model. The other
+# files of the folder are for people and for downstream recipes.
+LOADING_FILES = ("hyperparams.yaml", WEIGHTS_FILE, CUSTOM_FILE)
+DEFAULT_REPO_ID = "<org>/<name>"
 
 
 def _head_shape(state):
@@ -330,15 +111,59 @@ def _head_shape(state):
     return int(encoder_dim), int(embedding_dim), projection
 
 
-def fill_template(values, template=TEMPLATE):
-    """The inference hparams with every ``!PLACEHOLDER`` filled in.
+def template_text():
+    """The inference hparams template shipped inside the package.
+
+    Returns
+    -------
+    str
+        ``speechbrain_sense/hparams/sense_inference.yaml``, read through
+        ``importlib.resources`` (so it is found in a wheel, a zip or an
+        editable install alike).
+    """
+    template = resources.files("speechbrain_sense") / "hparams" / TEMPLATE_NAME
+    return template.read_text(encoding="utf-8")
+
+
+def _yaml_value(value):
+    """YAML text of a value: a flow scalar, or an indented block mapping.
+
+    Arguments
+    ---------
+    value : object
+        A Python scalar, list or dict.
+
+    Returns
+    -------
+    str
+        ``" 32"`` for a scalar (with its leading space), or a newline and
+        the mapping indented by four spaces.
+    """
+    import yaml
+
+    if isinstance(value, Mapping):
+        block = yaml.safe_dump(
+            dict(value), default_flow_style=False, sort_keys=True, width=78
+        )
+        return "\n" + "".join(
+            f"    {line}\n" if line else "\n"
+            for line in block.rstrip("\n").split("\n")
+        ).rstrip("\n")
+    scalar = yaml.safe_dump(value, default_flow_style=True)
+    return " " + scalar.strip().removesuffix("...").strip()
+
+
+def fill_template(values, template=None):
+    r"""The inference hparams with every ``!PLACEHOLDER`` filled in.
 
     Arguments
     ---------
     values : dict
-        Top-level key -> value (Python scalars, written as YAML).
-    template : str or Path
-        The template file.
+        Top-level key -> value. Scalars are written inline, mappings (the
+        HuggingFace configs) as indented block YAML under their key.
+    template : str or Path, optional
+        A template file (default: the package's
+        ``hparams/sense_inference.yaml``).
 
     Returns
     -------
@@ -351,6 +176,8 @@ def fill_template(values, template=TEMPLATE):
     ...     {
     ...         "encoder_dim": 32,
     ...         "output_norm": False,
+    ...         "encoder_config": {"model_type": "wav2vec2-bert"},
+    ...         "feature_extractor_config": {"sampling_rate": 16000},
     ...         "embedding_dim": 16,
     ...         "projection": True,
     ...         "activation": "tanh",
@@ -358,38 +185,51 @@ def fill_template(values, template=TEMPLATE):
     ... )
     >>> "encoder_dim: 32" in text, ": !PLACEHOLDER" in text
     (True, False)
+    >>> "encoder_config:\n    model_type: wav2vec2-bert\n" in text
+    True
     """
-    import yaml
-
-    text = Path(template).read_text(encoding="utf-8")
+    if template is None:
+        name, text = TEMPLATE_NAME, template_text()
+    else:
+        name, text = str(template), Path(template).read_text(encoding="utf-8")
     for key, value in values.items():
-        scalar = yaml.safe_dump(value, default_flow_style=True)
-        scalar = scalar.strip().removesuffix("...").strip()
+        written = _yaml_value(value)
+        block = isinstance(value, Mapping)
         text, count = re.subn(
-            rf"^({re.escape(key)}): !PLACEHOLDER",
-            lambda match, scalar=scalar: f"{match.group(1)}: {scalar}",
+            rf"^({re.escape(key)}): !PLACEHOLDER(.*)$",
+            # A trailing comment stays on the key's line, above a block.
+            lambda match, written=written, block=block: (
+                f"{match.group(1)}:{match.group(2).rstrip()}{written}"
+                if block
+                else f"{match.group(1)}:{written}{match.group(2)}"
+            ),
             text,
             flags=re.M,
         )
         if count != 1:
-            raise ValueError(f"{template} has no placeholder for {key!r}")
+            raise ValueError(f"{name} has no placeholder for {key!r}")
     left = re.findall(r"^(\w+): !PLACEHOLDER", text, flags=re.M)
     if left:
-        raise ValueError(f"no value given for {left} of {template}")
+        raise ValueError(f"no value given for {left} of {name}")
     return text
 
 
-def save_encoder_files(encoder_source, out_dir, cache_dir=None):
-    """Copies the encoder's HuggingFace config and feature extractor.
+def encoder_configs(encoder_source, cache_dir=None):
+    """The encoder's HuggingFace config and feature extractor.
 
     Arguments
     ---------
     encoder_source : str
         Hub id (from the local HuggingFace cache) or directory.
-    out_dir : Path
-        Model directory.
     cache_dir : str, optional
         HuggingFace cache the recipe used.
+
+    Returns
+    -------
+    config : transformers.PretrainedConfig
+        The encoder's config.
+    extractor : transformers.FeatureExtractionMixin
+        Its feature extractor.
     """
     from transformers import AutoConfig, AutoFeatureExtractor
 
@@ -404,8 +244,149 @@ def save_encoder_files(encoder_source, out_dir, cache_dir=None):
             f"{encoder_source!r} (give --encoder-source: a local directory "
             f"or a cached hub id): {error}"
         ) from error
-    config.save_pretrained(out_dir)
-    extractor.save_pretrained(out_dir)
+    return config, extractor
+
+
+def config_values(config, extractor):
+    """The two configs as the plain dicts the yaml holds inline.
+
+    Arguments
+    ---------
+    config : transformers.PretrainedConfig
+        The encoder's config.
+    extractor : transformers.FeatureExtractionMixin
+        Its feature extractor.
+
+    Returns
+    -------
+    encoder_config : dict
+        ``config.json`` without private keys (``_name_or_path`` is the
+        local folder it was read from).
+    feature_extractor_config : dict
+        ``preprocessor_config.json``, with ``feature_extractor_type``.
+    """
+    encoder_config = {
+        key: value
+        for key, value in config.to_dict().items()
+        if not key.startswith("_")
+    }
+    extractor_config = {
+        key: value
+        for key, value in extractor.to_dict().items()
+        if not key.startswith("_")
+    }
+    return encoder_config, extractor_config
+
+
+def custom_module_source():
+    """The ``custom.py`` of a model folder: the classes its yaml builds.
+
+    The modules of :data:`CUSTOM_MODULES` concatenated, each without its
+    imports of ``speechbrain_sense`` (the names they import are defined
+    above them in the same file), so the folder loads with SpeechBrain's
+    ``foreign_class`` where this package is not installed.
+
+    Returns
+    -------
+    str
+        Python source.
+
+    Example
+    -------
+    >>> source = custom_module_source()
+    >>> [  # its own imports of the package are gone (doctests keep theirs)
+    ...     node.lineno
+    ...     for node in ast.walk(ast.parse(source))
+    ...     if isinstance(node, ast.ImportFrom)
+    ...     and node.module.startswith("speechbrain_sense")
+    ... ]
+    []
+    >>> "class SenseEncoderInterface(EncoderClassifier):" in source
+    True
+    """
+    from speechbrain_sense import __version__
+
+    parts = [
+        f'"""SENSE speech encoder classes (speechbrain-sense {__version__}).',
+        "",
+        "Generated by ``python -m speechbrain_sense.export`` from the modules",
+        f"{', '.join(CUSTOM_MODULES)}; hyperparams.yaml builds its",
+        "``custom.<Name>`` objects from here. Load the model folder with",
+        'SpeechBrain\'s ``foreign_class(source, pymodule_file="custom.py",',
+        'classname="SenseEncoderInterface")``.',
+        '"""',
+        "",
+    ]
+    defined = {}
+    for name in CUSTOM_MODULES:
+        module = importlib.import_module(name)
+        source = Path(module.__file__).read_text(encoding="utf-8")
+        tree = ast.parse(source)
+        drop = set()
+        for node in ast.walk(tree):
+            imported = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            if not any(
+                m.split(".")[0] == "speechbrain_sense" for m in imported
+            ):
+                continue
+            if node not in tree.body:
+                raise ValueError(
+                    f"{module.__file__}:{node.lineno}: an import of "
+                    "speechbrain_sense inside a function cannot be bundled "
+                    "into custom.py; import at module level"
+                )
+            drop.update(range(node.lineno, node.end_lineno + 1))
+        for node in tree.body:
+            for target in _defined_names(node):
+                if target in defined and not target.startswith("__"):
+                    raise ValueError(
+                        f"{name} and {defined[target]} both define "
+                        f"{target!r}: custom.py would keep only one"
+                    )
+                defined[target] = name
+        lines = [
+            line
+            for number, line in enumerate(source.split("\n"), start=1)
+            if number not in drop
+        ]
+        parts += [
+            "",
+            f"# {'-' * 72}",
+            f"# {name}",
+            f"# {'-' * 72}",
+            "\n".join(lines).strip("\n"),
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def _defined_names(node):
+    """Module-level names a statement binds (defs, classes, assignments).
+
+    Arguments
+    ---------
+    node : ast.stmt
+        A top-level statement.
+
+    Returns
+    -------
+    list of str
+        The names; imports are not counted (they may repeat).
+    """
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Assign, ast.AnnAssign)):
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target]
+        )
+        return [t.id for t in targets if isinstance(t, ast.Name)]
+    return []
 
 
 def export_student(
@@ -457,23 +438,31 @@ def export_student(
     >>> student = SenseStudent(SenseW2VBert(d, d), SenseEmbeddingHead(32, 16))
     >>> out = export_student(student.state_dict(), d, tempfile.mkdtemp())
     >>> sorted(p.name for p in out.iterdir())  # doctest: +NORMALIZE_WHITESPACE
-    ['README.md', 'config.json', 'embedding_model.ckpt', 'hyperparams.yaml',
-     'preprocessor_config.json']
+    ['README.md', 'config.json', 'custom.py', 'embedding_model.ckpt',
+     'hyperparams.yaml', 'preprocessor_config.json']
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     encoder_dim, embedding_dim, projection = _head_shape(state)
-    save_encoder_files(encoder_source, out_dir, cache_dir)
+    config, extractor = encoder_configs(encoder_source, cache_dir)
+    encoder_config, extractor_config = config_values(config, extractor)
     text = fill_template(
         {
             "encoder_dim": encoder_dim,
             "output_norm": bool(output_norm),
+            "encoder_config": encoder_config,
+            "feature_extractor_config": extractor_config,
             "embedding_dim": embedding_dim,
             "projection": projection,
             "activation": activation,
         }
     )
     (out_dir / "hyperparams.yaml").write_text(text, encoding="utf-8")
+    (out_dir / CUSTOM_FILE).write_text(custom_module_source(), "utf-8")
+    # Not read to load the model: downstream recipes compute features
+    # with W2VBertFeatures(<model folder or hub id>), which reads them.
+    config.save_pretrained(out_dir)
+    extractor.save_pretrained(out_dir)
     torch.save(
         {key: value.detach().cpu() for key, value in state.items()},
         out_dir / WEIGHTS_FILE,
@@ -485,12 +474,31 @@ def export_student(
 
 
 def _check_loads(model_dir):
+    """Loads an exported folder back and embeds one second of noise.
+
+    Also checks that every ``custom.<Name>`` of its yaml is defined in its
+    ``custom.py``, which is what ``foreign_class`` will import.
+
+    Arguments
+    ---------
+    model_dir : Path
+        The exported folder.
+    """
     import tempfile
 
-    from speechbrain_sense.inference import SenseEncoder
+    from speechbrain_sense.pretrained import SenseEncoderInterface
 
+    yaml_text = (model_dir / "hyperparams.yaml").read_text(encoding="utf-8")
+    tree = ast.parse((model_dir / CUSTOM_FILE).read_text(encoding="utf-8"))
+    defined = {name for node in tree.body for name in _defined_names(node)}
+    missing = set(re.findall(r"!\w+:custom\.(\w+)", yaml_text)) - defined
+    if missing:
+        raise RuntimeError(
+            f"{model_dir}: hyperparams.yaml builds custom.{sorted(missing)} "
+            f"that {CUSTOM_FILE} does not define"
+        )
     with tempfile.TemporaryDirectory() as savedir:
-        model = SenseEncoder.from_hparams(
+        model = SenseEncoderInterface.from_hparams(
             source=str(model_dir), savedir=savedir, run_opts={"device": "cpu"}
         )
         noise = torch.randn(1, model.sample_rate, generator=_generator())
@@ -500,34 +508,258 @@ def _check_loads(model_dir):
 
 
 def _generator():
+    """A CPU generator seeded with 0 (the check's noise is reproducible).
+
+    Returns
+    -------
+    torch.Generator
+    """
     return torch.Generator().manual_seed(0)
 
 
 def _minimal_card():
+    """The model card of a folder exported from a bare state dict.
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
     return (
         "# SENSE speech encoder\n\n"
-        "Load with `speechbrain_sense.inference.SenseEncoder.from_hparams`"
-        " or SpeechBrain's `EncoderClassifier.from_hparams`.\n"
+        "Load with SpeechBrain's `foreign_class(source, "
+        'pymodule_file="custom.py", classname="SenseEncoderInterface")` or '
+        "`speechbrain_sense.inference.SenseEncoder.from_hparams(source)`.\n"
     )
 
 
-def _recipe_folder(ckpt_folder):
-    """The recipe output folder (``<out>/save/CKPT+...``), if it is one."""
-    output = Path(ckpt_folder).resolve().parent.parent
-    if (output / "hyperparams.yaml").is_file():
-        return output
-    return None
+def _public(value):
+    """A value for a public model card: a local path becomes its name.
+
+    Arguments
+    ---------
+    value : object
+        A hub id, a path, or anything else.
+
+    Returns
+    -------
+    str
+        ``value`` unchanged unless it names a local path (absolute, or
+        relative and existing), which would leak the exporting machine's
+        layout and mean nothing to a reader.
+
+    Example
+    -------
+    >>> _public("/home/me/models/tiny_w2v_bert"), _public("BAAI/bge-m3")
+    ('tiny_w2v_bert', 'BAAI/bge-m3')
+    """
+    text = str(value)
+    if Path(text).is_absolute() or (
+        ("/" in text or "\\" in text) and Path(text).exists()
+    ):
+        return Path(text).name
+    # "Name (/abs/path)" descriptions, such as the teacher's.
+    return re.sub(
+        r"\((/[^)]*)\)", lambda match: f"({Path(match[1]).name})", text
+    )
 
 
-def _read_json(path):
-    path = Path(path)
-    if not path.is_file():
+def _hub_id(value):
+    """Whether ``value`` reads as a HuggingFace hub id (``org/name``).
+
+    Arguments
+    ---------
+    value : object
+        A source from the training hparams.
+
+    Returns
+    -------
+    bool
+    """
+    text = str(value)
+    return (
+        re.fullmatch(r"[\w.-]+/[\w.-]+", text) is not None
+        and not Path(text).exists()
+    )
+
+
+def _hub_languages(languages):
+    """Common Voice locales as Hub metadata language codes.
+
+    Arguments
+    ---------
+    languages : list of str
+        Common Voice locales (``en``, ``zh-CN``, ``sv-SE`` ...).
+
+    Returns
+    -------
+    list of str
+        Lower-case language subtags, deduplicated, in order
+        (``zh-CN`` and ``zh-TW`` are both ``zh``).
+
+    Example
+    -------
+    >>> _hub_languages(["en", "zh-CN", "zh-TW", "sv-SE"])
+    ['en', 'zh', 'sv']
+    """
+    codes = []
+    for language in languages:
+        code = str(language).split("-")[0].lower()
+        if code not in codes:
+            codes.append(code)
+    return codes
+
+
+def _common_voice_dataset(data_folder):
+    """The Hub dataset id of a Common Voice release folder, if it is one.
+
+    Arguments
+    ---------
+    data_folder : str or None
+        The recipe's ``data_folder``.
+
+    Returns
+    -------
+    str or None
+        ``mozilla-foundation/common_voice_<N>_0`` for a
+        ``cv-corpus-<N>.0-<date>`` folder.
+
+    Example
+    -------
+    >>> _common_voice_dataset("/data/cv-corpus-17.0-2024-03-15")
+    'mozilla-foundation/common_voice_17_0'
+    """
+    match = re.search(r"cv-corpus-(\d+)\.(\d+)", str(data_folder or ""))
+    if not match:
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return f"mozilla-foundation/common_voice_{match[1]}_{match[2]}"
 
 
-def model_card(ckpt_folder, layout, facts, state, activation):
-    """The ``README.md`` of an exported model.
+def _front_matter(repo_id, facts, test, meta):
+    """The model card's Hub metadata block (``---`` YAML ``---``).
+
+    Arguments
+    ---------
+    repo_id : str
+        The Hub repo the folder is for.
+    facts : dict
+        :func:`read_training_hparams` output.
+    test : dict or None
+        ``test_metrics.json`` of the recipe (language -> metrics).
+    meta : dict
+        The checkpoint's ``CKPT.yaml`` (dev ``R@1``).
+
+    Returns
+    -------
+    str
+    """
+    import yaml
+
+    data = {
+        "library_name": "speechbrain",
+        "license": "apache-2.0",
+        "pipeline_tag": "feature-extraction",
+        "tags": [
+            "speechbrain",
+            "sense",
+            "w2v-bert",
+            "speech-embeddings",
+            "speech-retrieval",
+        ],
+    }
+    if facts.get("languages"):
+        data["language"] = _hub_languages(facts["languages"])
+    dataset = _common_voice_dataset(facts.get("data_folder"))
+    if dataset:
+        data["datasets"] = [dataset]
+    source = facts.get("encoder_source")
+    if source and _hub_id(source):
+        data["base_model"] = str(source)
+    metrics = []
+    if test:
+        for language, row in test.items():
+            if isinstance(row, Mapping) and "R@1" in row:
+                metrics.append(
+                    {
+                        "type": "recall",
+                        "name": f"speech-to-text R@1 ({language}, test)",
+                        "value": round(100 * float(row["R@1"]), 2),
+                    }
+                )
+    elif isinstance(meta.get("R@1"), (int, float)):
+        metrics.append(
+            {
+                "type": "recall",
+                "name": "speech-to-text R@1 (mean over languages, dev)",
+                "value": round(100 * float(meta["R@1"]), 2),
+            }
+        )
+    if metrics:
+        data["model-index"] = [
+            {
+                "name": repo_id.rsplit("/", 1)[-1],
+                "results": [
+                    {
+                        "task": {
+                            "type": "feature-extraction",
+                            "name": "Speech-to-text retrieval",
+                        },
+                        "dataset": {
+                            "type": dataset or "common_voice",
+                            "name": "Common Voice",
+                        },
+                        "metrics": metrics,
+                    }
+                ],
+            }
+        ]
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return f"---\n{body}---\n"
+
+
+def usage_snippet(repo_id):
+    """The card's Python snippet: loads ``repo_id`` and embeds two clips.
+
+    It runs as written (tests run it against a Hub-cache copy of an
+    exported folder).
+
+    Arguments
+    ---------
+    repo_id : str
+        Hub id or folder of the model.
+
+    Returns
+    -------
+    str
+        Python source.
+    """
+    return "\n".join(
+        [
+            "import torch",
+            "from speechbrain.inference.interfaces import foreign_class",
+            "",
+            "model = foreign_class(",
+            f'    source="{repo_id}",',
+            '    pymodule_file="custom.py",',
+            '    classname="SenseEncoderInterface",',
+            ")",
+            "wavs = torch.randn(2, 16000)  # two clips of 16 kHz audio",
+            "wav_lens = torch.tensor([1.0, 0.75])  # relative lengths",
+            "emb = model.encode_batch(wavs, wav_lens)  # [2, 1, D], unit norm",
+            "frames, counts = model.encode_frames(wavs, wav_lens)",
+            "weights, counts = model.attention_weights(wavs, wav_lens)",
+            "print(emb.shape, frames.shape, counts.tolist())",
+        ]
+    )
+
+
+def model_card(
+    ckpt_folder, layout, facts, state, activation, repo_id=DEFAULT_REPO_ID
+):
+    """The ``README.md`` of an exported model, with Hub front matter.
+
+    It names no local path: sources and data folders that are local
+    directories appear by their folder name only.
 
     Arguments
     ---------
@@ -541,6 +773,8 @@ def model_card(ckpt_folder, layout, facts, state, activation):
         The exported state dict (for sizes).
     activation : str
         Activation after the projection.
+    repo_id : str
+        The Hub repo the folder will be uploaded to (used in the snippet).
 
     Returns
     -------
@@ -549,23 +783,27 @@ def model_card(ckpt_folder, layout, facts, state, activation):
     """
     encoder_dim, embedding_dim, projection = _head_shape(state)
     parameters = sum(v.numel() for v in state.values())
-    meta = _read_ckpt_meta(ckpt_folder)
-    recipe = _recipe_folder(ckpt_folder)
+    meta = read_ckpt_meta(ckpt_folder)
+    recipe = recipe_folder(ckpt_folder)
     report = (
-        _read_json(recipe / "save" / "prepare_report.json") if recipe else None
+        read_json(recipe / "save" / "prepare_report.json") if recipe else None
     )
-    dev = _read_json(recipe / "dev_metrics.json") if recipe else None
-    test = _read_json(recipe / "test_metrics.json") if recipe else None
+    dev = read_json(recipe / "dev_metrics.json") if recipe else None
+    test = read_json(recipe / "test_metrics.json") if recipe else None
     head = "length-masked attentive pooling"
     if projection:
         head += f" + Linear({encoder_dim} -> {embedding_dim})"
         head += " + tanh" if activation == "tanh" else ""
     origin = (
-        "this project's `recipes/CommonVoice/SENSE`"
+        "speechbrain-sense `recipes/CommonVoice/SENSE`"
         if layout == "sense"
         else "the upstream SpeechBrain SENSE recipe (converted)"
     )
+    teacher = _public(facts.get("teacher", "unknown"))
+    if "teacher_dim" in facts:
+        teacher += f", {facts['teacher_dim']}-d"
     lines = [
+        _front_matter(repo_id, facts, test, meta),
         "# SENSE speech encoder",
         "",
         "A semantic speech encoder (SENSE, arXiv 2509.12093): the utterance "
@@ -575,13 +813,12 @@ def model_card(ckpt_folder, layout, facts, state, activation):
         "| | |",
         "|---|---|",
         f"| encoder | w2v-BERT 2.0 architecture, {encoder_dim}-d frames "
-        f"({facts.get('encoder_source', 'source unknown')}) |",
+        f"({_public(facts.get('encoder_source', 'source unknown'))}) |",
         f"| head | {head}, L2-normalised, {embedding_dim}-d |",
         f"| parameters | {parameters / 1e6:.2f}M |",
-        f"| teacher | {facts.get('teacher', 'unknown')}"
-        + (f", {facts['teacher_dim']}-d |" if "teacher_dim" in facts else " |"),
+        f"| teacher | {teacher} |",
         f"| languages | {', '.join(facts.get('languages', [])) or 'unknown'} |",
-        f"| training data | {facts.get('data_folder', 'unknown')} |",
+        f"| training data | {_public(facts.get('data_folder', 'unknown'))} |",
         f"| trained with | {origin} |",
         f"| checkpoint | `{Path(ckpt_folder).name}`"
         + (f", epoch {meta['epoch']}" if "epoch" in meta else "")
@@ -639,21 +876,32 @@ def model_card(ckpt_folder, layout, facts, state, activation):
         "",
         "## Use",
         "",
+        "With only SpeechBrain installed (`pip install speechbrain "
+        "transformers`): `foreign_class` fetches this repo's `custom.py`, "
+        "which defines the classes `hyperparams.yaml` builds. It runs that "
+        "file, so load only repos you trust.",
+        "",
         "```python",
-        "from speechbrain.inference.classifiers import EncoderClassifier",
+        usage_snippet(repo_id),
+        "```",
         "",
-        'model = EncoderClassifier.from_hparams(source="<this folder>", '
-        'savedir="tmp")',
-        "emb = model.encode_batch(wavs, wav_lens)  # [B, 1, D], 16 kHz input",
+        "With [speechbrain-sense](https://github.com/speechbrain-sense) "
+        "installed, the package's own classes are used and `custom.py` is "
+        "neither fetched nor run:",
         "",
+        "```python",
         "from speechbrain_sense.inference import SenseEncoder",
         "",
-        'model = SenseEncoder.from_hparams(source="<this folder>", '
-        'savedir="tmp")',
+        f'model = SenseEncoder.from_hparams(source="{repo_id}")',
         'emb = model.encode_file("speech.wav")  # [D], any rate or channels',
-        "frames, counts = model.encode_frames(wavs, wav_lens)",
-        "weights, counts = model.attention_weights(wavs, wav_lens)",
         "```",
+        "",
+        "A stock `EncoderClassifier.from_hparams` finds the `custom` classes "
+        "only if the folder holding `custom.py` is on `sys.path`: since "
+        "SpeechBrain 1.1 only `foreign_class` fetches it.",
+        "",
+        "The text side of the space is the teacher above: embed "
+        "transcripts with it and compare by cosine similarity.",
         "",
     ]
     return "\n".join(lines)
@@ -666,6 +914,7 @@ def export_model(
     hparams_file=None,
     activation=None,
     check=True,
+    repo_id=DEFAULT_REPO_ID,
 ):
     """Exports a training checkpoint as a SpeechBrain model directory.
 
@@ -686,6 +935,9 @@ def export_model(
         ``"none"`` for upstream checkpoints).
     check : bool
         Load the result back and embed noise.
+    repo_id : str
+        The Hub repo the folder is meant for (the model card's snippet
+        loads it).
 
     Returns
     -------
@@ -694,7 +946,7 @@ def export_model(
     """
     folder, layout = find_checkpoint(checkpoint)
     if hparams_file is None:
-        recipe = _recipe_folder(folder)
+        recipe = recipe_folder(folder)
         hparams_file = recipe / "hyperparams.yaml" if recipe else None
     facts = read_training_hparams(hparams_file) if hparams_file else {}
     if encoder_source is None and "encoder_source" in facts:
@@ -712,7 +964,7 @@ def export_model(
             "activation", "tanh" if layout == "sense" else "none"
         )
     state = student_state_dict(folder, layout)
-    card = model_card(folder, layout, facts, state, activation)
+    card = model_card(folder, layout, facts, state, activation, repo_id)
     out_dir = export_student(
         state,
         encoder_source,
@@ -729,7 +981,18 @@ def export_model(
 
 
 def main(argv=None):
-    """Command line: ``python -m speechbrain_sense.export --help``."""
+    """Command line: ``python -m speechbrain_sense.export --help``.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    Path
+        The model folder written.
+    """
     parser = argparse.ArgumentParser(
         description="Export a SENSE checkpoint as a SpeechBrain model folder."
     )
@@ -754,6 +1017,18 @@ def main(argv=None):
         help="activation after the projection (default: the recipe's)",
     )
     parser.add_argument(
+        "--repo-id",
+        default=DEFAULT_REPO_ID,
+        help="Hub repo the folder is for: the model card's snippet loads it",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("speechbrain", "onnx"),
+        default="speechbrain",
+        help="onnx: also write <out>/onnx/ (fp32 + int8 graphs at the "
+        "feature level, see speechbrain_sense.onnx_export)",
+    )
+    parser.add_argument(
         "--no-check",
         action="store_true",
         help="do not load the exported model back",
@@ -766,8 +1041,14 @@ def main(argv=None):
         hparams_file=args.hparams,
         activation=args.activation,
         check=not args.no_check,
+        repo_id=args.repo_id,
     )
     print(f"Exported {args.checkpoint} to {out}")
+    if args.format == "onnx":
+        from speechbrain_sense.onnx_export import export_onnx
+
+        onnx_dir = export_onnx(out, out / "onnx", check=not args.no_check)
+        print(f"ONNX graphs in {onnx_dir}")
     return out
 
 

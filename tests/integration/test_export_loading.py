@@ -74,16 +74,20 @@ def test_recipe_checkpoint_exports_and_loads_in_a_fresh_process(tmp_path):
         assert fact in card, fact
 
     clips = sorted((corpus / "en" / "clips").glob("*.mp3"))[:3]
-    # A fresh interpreter, stock SpeechBrain only, another working folder.
+    # A fresh interpreter, SpeechBrain's loader and the folder's custom.py,
+    # another working folder.
     embeddings = tmp_path / "embeddings.pt"
     script = textwrap.dedent(
         f"""
         import torch
-        from speechbrain.inference.classifiers import EncoderClassifier
+        from speechbrain.inference.interfaces import foreign_class
         from speechbrain_sense.audio import load_audio
 
-        model = EncoderClassifier.from_hparams(
-            source={str(model_dir)!r}, savedir="fetched"
+        model = foreign_class(
+            source={str(model_dir)!r},
+            pymodule_file="custom.py",
+            classname="SenseEncoderInterface",
+            savedir="fetched",
         )
         wavs = [load_audio(p) for p in {[str(c) for c in clips]!r}]
         longest = max(len(w) for w in wavs)

@@ -1,19 +1,20 @@
 """Exporting checkpoints (ours and the upstream SENSE recipe's) as models."""
 
 import json
+import re
 
 import pytest
 import torch
+import yaml
 from speechbrain.integrations.huggingface.w2v_bert import W2VBert
 from speechbrain.nnet.pooling import AttentionPooling
 
-from speechbrain_sense.export import (
+from speechbrain_sense.checkpoint import (
     convert_upstream_state,
-    export_model,
-    fill_template,
     find_checkpoint,
     read_training_hparams,
 )
+from speechbrain_sense.export import export_model, export_student, fill_template
 from speechbrain_sense.inference import SenseEncoder, pad_waveforms
 from speechbrain_sense.pooling import SenseEmbeddingHead
 from speechbrain_sense.student import SenseStudent
@@ -154,6 +155,7 @@ def test_recipe_export_picks_the_best_checkpoint(tiny_w2v_bert_dir, tmp_path):
         "preprocessor_config.json",
         "README.md",
         "training_hyperparams.yaml",
+        "custom.py",
     } <= names
     model = SenseEncoder.from_hparams(str(model_dir), savedir=tmp_path / "s")
     head = model.mods.embedding_model.head
@@ -170,10 +172,20 @@ def test_recipe_export_picks_the_best_checkpoint(tiny_w2v_bert_dir, tmp_path):
         "en, fr",  # languages
         "universal_sentence_encoder",  # teacher
         "60.0%",  # dev R@1 of the chosen checkpoint
-        "/data/cv",  # training data
+        "| training data | cv |",  # the folder's name, not its path
         "epoch 2",
     ):
         assert fact in card, fact
+    assert "/data/cv" not in card and str(tmp_path) not in card
+    front_matter = yaml.safe_load(card.split("---\n")[1])
+    assert front_matter["library_name"] == "speechbrain"
+    assert front_matter["license"] == "apache-2.0"
+    assert front_matter["language"] == ["en", "fr"]
+    (result,) = front_matter["model-index"][0]["results"]
+    # The test-set R@1 of test_metrics.json, per language.
+    assert [(m["name"], m["value"]) for m in result["metrics"]] == [
+        ("speech-to-text R@1 (en, test)", 50.0)
+    ]
 
 
 def test_find_checkpoint_errors(tmp_path):
@@ -215,3 +227,82 @@ def test_fill_template_requires_every_value():
         fill_template({"encoder_dim": 8})
     with pytest.raises(ValueError, match="no placeholder"):
         fill_template({"not_a_key": 1})
+
+
+LEGACY_HPARAMS = """\
+sample_rate: 16000
+encoder_dim: 32
+output_norm: false
+encoder: !new:speechbrain_sense.inference.W2VBertFromConfig
+    config: !include:config.json
+    feature_extractor: !include:preprocessor_config.json
+    output_norm: !ref <output_norm>
+embedding_dim: 16
+projection: true
+activation: tanh
+head: !new:speechbrain_sense.pooling.SenseEmbeddingHead
+    input_dim: !ref <encoder_dim>
+    output_dim: !ref <embedding_dim>
+    activation: !ref <activation>
+    force_projection: !ref <projection>
+embedding_model: !new:speechbrain_sense.inference.SenseUtteranceEncoder
+    encoder: !ref <encoder>
+    head: !ref <head>
+compute_features: !new:speechbrain_sense.inference.PassThrough
+mean_var_norm: !new:speechbrain_sense.inference.PassThrough
+modules:
+    compute_features: !ref <compute_features>
+    mean_var_norm: !ref <mean_var_norm>
+    embedding_model: !ref <embedding_model>
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        embedding_model: !ref <embedding_model>
+"""
+
+
+def test_folders_exported_before_custom_py_still_load(
+    tiny_w2v_bert_dir, tmp_path
+):
+    """0.1.0 folders: package class paths and !include of the configs."""
+    source = str(tiny_w2v_bert_dir)
+    torch.manual_seed(2)
+    student = SenseStudent(
+        SenseW2VBert(source, source), SenseEmbeddingHead(32, 16)
+    )
+    model_dir = export_student(student.state_dict(), source, tmp_path / "new")
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    for name in (
+        "embedding_model.ckpt",
+        "config.json",
+        "preprocessor_config.json",
+    ):
+        (legacy / name).write_bytes((model_dir / name).read_bytes())
+    (legacy / "hyperparams.yaml").write_text(LEGACY_HPARAMS)
+    wav = 0.1 * torch.randn(2, 12000, generator=torch.Generator())
+    new = SenseEncoder.from_hparams(str(model_dir), savedir=tmp_path / "a")
+    old = SenseEncoder.from_hparams(str(legacy), savedir=tmp_path / "b")
+    assert torch.equal(new.encode_batch(wav), old.encode_batch(wav))
+
+
+def test_exported_yaml_is_self_contained(tiny_w2v_bert_dir, tmp_path):
+    source = str(tiny_w2v_bert_dir)
+    student = SenseStudent(
+        SenseW2VBert(source, source), SenseEmbeddingHead(32, 16)
+    )
+    model_dir = export_student(
+        student.state_dict(), source, tmp_path, check=False
+    )
+    text = (model_dir / "hyperparams.yaml").read_text()
+    hparams = yaml.safe_load(re.sub(r"!\w+(:\S*)?", "", text))
+    assert hparams["encoder_config"]["hidden_size"] == 32
+    assert hparams["encoder_config"]["model_type"] == "wav2vec2-bert"
+    # No trace of the folder it was exported from.
+    assert "_name_or_path" not in hparams["encoder_config"]
+    assert source not in text and str(tmp_path) not in text
+    extractor = hparams["feature_extractor_config"]
+    assert extractor["feature_extractor_type"] == "SeamlessM4TFeatureExtractor"
+    # Every custom.<Name> the yaml builds is defined by custom.py.
+    custom = (model_dir / "custom.py").read_text()
+    for name in set(re.findall(r"!new:custom\.(\w+)", text)):
+        assert re.search(rf"^class {name}\b", custom, flags=re.M), name

@@ -4,11 +4,14 @@ The reference is the training code path: per-utterance ``W2VBertFeatures``
 then ``SenseStudent`` on the padded features.
 """
 
+import sys
+
 import numpy as np
 import pytest
 import soundfile
 import torch
 from speechbrain.inference.classifiers import EncoderClassifier
+from speechbrain.inference.interfaces import foreign_class
 
 from speechbrain_sense.audio import load_audio, resample
 from speechbrain_sense.export import export_student
@@ -61,11 +64,42 @@ def noise_batch(lengths, seed=0):
     return pad_waveforms(wavs)
 
 
-def test_stock_encoder_classifier_equals_training(trained, tmp_path):
-    student, source, model_dir = trained
-    model = EncoderClassifier.from_hparams(
-        source=str(model_dir), savedir=str(tmp_path)
-    )
+@pytest.fixture
+def isolated_custom_module(monkeypatch):
+    """Undoes what stock loaders do to ``sys.path`` and ``sys.modules``.
+
+    ``foreign_class`` appends the model folder to ``sys.path`` and the yaml
+    imports ``custom`` from it; neither may leak into other tests.
+
+    Arguments
+    ---------
+    monkeypatch : pytest.MonkeyPatch
+        Restores ``sys.path`` after the test.
+
+    Yields
+    ------
+    None
+    """
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    previous = sys.modules.pop("custom", None)
+    yield
+    sys.modules.pop("custom", None)
+    if previous is not None:
+        sys.modules["custom"] = previous
+
+
+def check_stock_model(model, student, source):
+    """A stock-loaded model embeds as training does, padding or not.
+
+    Arguments
+    ---------
+    model : EncoderClassifier
+        The loaded model.
+    student : SenseStudent
+        The trained student it was exported from.
+    source : str
+        The student's encoder folder (for its features).
+    """
     wavs, lens = noise_batch([24000, 16000, 7001, 20000])
     emb = model.encode_batch(wavs, lens)
     assert emb.shape == (4, 1, 24)
@@ -75,6 +109,36 @@ def test_stock_encoder_classifier_equals_training(trained, tmp_path):
     # Padding never changes an utterance's embedding.
     alone = model.encode_batch(wavs[2:3, :7001], torch.ones(1))
     assert torch.allclose(alone[0], emb[2], atol=1e-5)
+
+
+def test_foreign_class_equals_training(
+    trained, tmp_path, isolated_custom_module
+):
+    student, source, model_dir = trained
+    model = foreign_class(
+        source=str(model_dir),
+        pymodule_file="custom.py",
+        classname="SenseEncoderInterface",
+        savedir=str(tmp_path),
+    )
+    # The folder's own classes, not the package's.
+    assert type(model).__module__ != "speechbrain_sense.pretrained"
+    assert isinstance(model, EncoderClassifier)
+    check_stock_model(model, student, source)
+
+
+def test_stock_encoder_classifier_with_custom_on_the_path(
+    trained, tmp_path, isolated_custom_module
+):
+    student, source, model_dir = trained
+    # SpeechBrain >= 1.1: from_hparams does not fetch custom.py itself.
+    with pytest.raises(ImportError, match="custom.W2VBertFromConfig"):
+        EncoderClassifier.from_hparams(str(model_dir), savedir=str(tmp_path))
+    sys.path.insert(0, str(model_dir))
+    model = EncoderClassifier.from_hparams(
+        source=str(model_dir), savedir=str(tmp_path)
+    )
+    check_stock_model(model, student, source)
 
 
 def test_loads_from_any_working_directory(trained, tmp_path, monkeypatch):

@@ -1,0 +1,484 @@
+"""The modules an exported SENSE model folder builds, and its interface.
+
+An exported model folder (:mod:`speechbrain_sense.export`) is meant to
+load with nothing but SpeechBrain installed. Its ``hyperparams.yaml``
+names its classes as ``custom.<Name>``, and its ``custom.py`` is this
+module bundled with the two it builds on (:mod:`speechbrain_sense.w2v_bert`
+and :mod:`speechbrain_sense.pooling`, see
+:func:`speechbrain_sense.export.custom_module_source`). These three
+modules therefore import only PyTorch, NumPy, transformers and
+SpeechBrain, and each other.
+
+Loading:
+
+* without this package, through SpeechBrain's ``foreign_class``, which
+  fetches ``custom.py`` next to ``hyperparams.yaml`` and puts its folder on
+  ``sys.path``::
+
+      from speechbrain.inference.interfaces import foreign_class
+
+      model = foreign_class(
+          source="org/sense-w2v-bert",
+          pymodule_file="custom.py",
+          classname="SenseEncoderInterface",
+      )
+      emb = model.encode_batch(wavs, wav_lens)  # [B, 1, D]
+
+* with this package, through :meth:`SenseEncoderInterface.from_hparams`
+  or :class:`speechbrain_sense.inference.SenseEncoder`, which resolve
+  ``custom.<Name>`` to this module's classes: no code from the model
+  folder runs, and ``custom.py`` is not even fetched.
+
+SpeechBrain 1.0's ``Pretrained.from_hparams`` fetched ``custom.py``
+itself; since 1.1 only ``foreign_class`` does, so a stock
+``EncoderClassifier.from_hparams`` finds ``custom`` only when its folder is
+on ``sys.path``.
+
+The pieces:
+
+* :class:`W2VBertFromConfig`: the w2v-BERT 2.0 encoder built from its
+  HuggingFace config and feature-extractor settings, which the yaml holds
+  inline; its raw-waveform ``forward`` computes the features with the same
+  :class:`~speechbrain_sense.w2v_bert.W2VBertFbank` as the training
+  DataLoader workers, so inference sees exactly the training inputs.
+* :class:`SenseUtteranceEncoder`: encoder + :class:`SenseEmbeddingHead`,
+  with the same parameter names as the training-time ``SenseStudent``, so
+  a recipe's ``student.ckpt`` is its state dict as is. It maps padded
+  waveforms and SpeechBrain relative lengths to ``[B, 1, D]`` embeddings.
+* :class:`PassThrough` for the ``compute_features`` and ``mean_var_norm``
+  slots that ``EncoderClassifier.encode_batch`` calls: w2v-BERT computes
+  (and normalises) its own features.
+* :class:`SenseEncoderInterface`: ``EncoderClassifier`` plus
+  ``encode_frames`` and ``attention_weights``.
+
+Authors
+ * speechbrain-sense developers 2026
+"""
+
+import contextlib
+import sys
+import types
+
+import torch
+from speechbrain.inference.classifiers import EncoderClassifier
+from speechbrain.utils.checkpoints import (
+    mark_as_transfer,
+    register_checkpoint_hooks,
+)
+from torch import nn
+
+# The yaml builds custom.SenseEmbeddingHead: it must be a name here.
+from speechbrain_sense.pooling import SenseEmbeddingHead  # noqa: F401
+from speechbrain_sense.w2v_bert import (
+    SenseW2VBert,
+    sample_counts,
+    vectorized_fbank,
+    w2v_bert_frame_count,
+)
+
+# The module name the exported hyperparams.yaml gives these classes.
+CUSTOM_MODULE = "custom"
+
+
+class PassThrough(nn.Module):
+    """Returns its first input unchanged, whatever else it is given.
+
+    Fills the ``compute_features(wavs)`` and ``mean_var_norm(feats,
+    wav_lens)`` slots of ``EncoderClassifier.encode_batch``.
+
+    Example
+    -------
+    >>> PassThrough()(torch.ones(2), torch.zeros(1)).shape
+    torch.Size([2])
+    """
+
+    def forward(self, x, *args, **kwargs):
+        """``x`` itself."""
+        return x
+
+
+def _no_init_weights():
+    """Skips random initialisation of weights that are loaded right after."""
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # older transformers: initialise, only slower
+        return contextlib.nullcontext()
+    return no_init_weights()
+
+
+class W2VBertFromConfig(SenseW2VBert):
+    """A frozen :class:`SenseW2VBert` built from its HuggingFace configs.
+
+    ``SenseW2VBert`` loads config *and weights* from a hub id or
+    directory; an exported model carries the weights in its own checkpoint
+    and the configs as dictionaries, so the module is built here from those
+    alone, and the SpeechBrain pretrainer fills in the weights. Everything
+    else (``forward`` on raw waveforms, ``forward_features``) is the
+    training code.
+
+    Arguments
+    ---------
+    config : dict
+        The encoder's HuggingFace ``config.json`` (``model_type``
+        ``"wav2vec2-bert"``).
+    feature_extractor : dict
+        Its ``preprocessor_config.json``.
+    output_norm : bool
+        Layer-normalise the output frames (as the training encoder did).
+    init_weights : bool
+        Randomly initialise the weights. Off by default: they are loaded
+        from the checkpoint right after, and initialising 600M parameters
+        takes seconds.
+
+    Example
+    -------
+    >>> import json, tempfile
+    >>> from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
+    >>> d = save_tiny_w2v_bert(tempfile.mkdtemp())
+    >>> encoder = W2VBertFromConfig(
+    ...     json.loads((d / "config.json").read_text()),
+    ...     json.loads((d / "preprocessor_config.json").read_text()),
+    ...     init_weights=True,
+    ... )
+    >>> encoder(torch.randn(2, 16000), torch.tensor([1.0, 0.5])).shape
+    torch.Size([2, 49, 32])
+    """
+
+    def __init__(
+        self, config, feature_extractor, output_norm=False, init_weights=False
+    ):
+        import transformers
+
+        # W2VBert.__init__ would download/load weights by source: skip it
+        # and set the attributes its forward methods read.
+        nn.Module.__init__(self)
+        config = dict(config)
+        model_type = config.pop("model_type", None)
+        if model_type != "wav2vec2-bert":
+            raise ValueError(
+                f"expected a w2v-BERT config (model_type 'wav2vec2-bert'), "
+                f"got model_type {model_type!r}"
+            )
+        self.config = transformers.AutoConfig.for_model(model_type, **config)
+        skip_init = contextlib.nullcontext() if init_weights else None
+        with skip_init or _no_init_weights():
+            self.model = transformers.AutoModel.from_config(self.config)
+        extractor = dict(feature_extractor)
+        extractor_class = getattr(
+            transformers, extractor.pop("feature_extractor_type")
+        )
+        self.feature_extractor = extractor_class(**extractor)
+        self.sample_rate = self.feature_extractor.sampling_rate
+        self.model.config.apply_spec_augment = False
+        self.output_norm = output_norm
+        self.output_all_hiddens = False
+        self.freeze = True
+        self.freeze_model(self.model)
+        self.fbank = vectorized_fbank(self.feature_extractor)
+
+
+@register_checkpoint_hooks
+class SenseUtteranceEncoder(nn.Module):
+    """Waveforms to SENSE utterance embeddings, SpeechBrain style.
+
+    Same parameters (and names) as ``SenseStudent``: ``encoder.model.*``
+    and ``head.*``.
+
+    Arguments
+    ---------
+    encoder : SenseW2VBert
+        The speech encoder (raw-waveform ``forward(wavs, wav_lens)``).
+    head : SenseEmbeddingHead
+        Length-masked attentive pooling, projection, L2 normalisation.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_sense.pooling import SenseEmbeddingHead
+    >>> from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
+    >>> d = str(save_tiny_w2v_bert(tempfile.mkdtemp()))
+    >>> model = SenseUtteranceEncoder(
+    ...     SenseW2VBert(d, d, freeze=True), SenseEmbeddingHead(32, 16)
+    ... )
+    >>> model(torch.randn(2, 16000), torch.tensor([1.0, 0.6])).shape
+    torch.Size([2, 1, 16])
+    """
+
+    def __init__(self, encoder, head):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    @staticmethod
+    def frame_counts(wavs, wav_lens):
+        """Real encoder frames of each padded waveform.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[B, T]`` padded waveforms.
+        wav_lens : torch.Tensor
+            ``[B]`` lengths relative to ``T``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B]`` long frame counts.
+        """
+        return w2v_bert_frame_count(sample_counts(wav_lens, wavs.shape[1]))
+
+    def encode_frames(self, wavs, wav_lens=None):
+        """Encoder frames of a batch and the number of real ones.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[B, T]`` padded 16 kHz waveforms.
+        wav_lens : torch.Tensor, optional
+            ``[B]`` relative lengths (default: all 1).
+
+        Returns
+        -------
+        frames : torch.Tensor
+            ``[B, T', D]`` frames (50 Hz); those past a count are padding.
+        frame_counts : torch.Tensor
+            ``[B]`` real frames per utterance.
+        """
+        if wavs.dim() != 2:
+            raise ValueError(
+                f"expected [batch, time] mono waveforms, got shape "
+                f"{tuple(wavs.shape)}; average the channels first"
+            )
+        if wav_lens is None:
+            wav_lens = torch.ones(len(wavs), device=wavs.device)
+        counts = self.frame_counts(wavs, wav_lens)
+        short = (counts == 0).nonzero().flatten().tolist()
+        if short:
+            raise ValueError(
+                f"utterance(s) {short} of the batch are shorter than one "
+                "w2v-BERT frame (400 samples at 16 kHz)"
+            )
+        # [B, T] -> [B, T', D]
+        frames = self.encoder(wavs, wav_lens)
+        return frames, counts.to(frames.device)
+
+    def attention_weights(self, wavs, wav_lens=None):
+        """Pooling weight of every frame.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[B, T]`` padded 16 kHz waveforms.
+        wav_lens : torch.Tensor, optional
+            ``[B]`` relative lengths.
+
+        Returns
+        -------
+        weights : torch.Tensor
+            ``[B, T']`` float32, zero on padding, rows sum to one.
+        frame_counts : torch.Tensor
+            ``[B]`` real frames per utterance.
+        """
+        frames, counts = self.encode_frames(wavs, wav_lens)
+        return self.head.pooling.attention_weights(frames, counts), counts
+
+    def forward(self, wavs, wav_lens=None):
+        """L2-normalised utterance embeddings.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[B, T]`` padded 16 kHz waveforms.
+        wav_lens : torch.Tensor, optional
+            ``[B]`` lengths relative to ``T`` (SpeechBrain convention).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, 1, D]`` float32 embeddings (``EncoderClassifier``'s
+            embedding shape).
+        """
+        frames, counts = self.encode_frames(wavs, wav_lens)
+        # [B, T', D] -> [B, D] -> [B, 1, D]
+        return self.head(frames, counts).unsqueeze(1)
+
+    @mark_as_transfer
+    def _load_strictly(self, path):
+        """Loads every parameter or fails (SpeechBrain's default is lax).
+
+        Arguments
+        ---------
+        path : str or Path
+            ``embedding_model.ckpt``: the ``SenseStudent`` state dict.
+        """
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise RuntimeError(
+                f"{path} does not match the model in hyperparams.yaml: "
+                f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+
+
+@contextlib.contextmanager
+def _as_custom_module(namespace):
+    """Makes ``custom.<Name>`` resolve to the names of ``namespace``.
+
+    hyperpyyaml resolves ``!new:custom.X`` through the import system, so
+    the names are put in ``sys.modules`` as ``custom`` while the yaml
+    loads, and whatever was there before comes back afterwards.
+
+    Arguments
+    ---------
+    namespace : dict
+        Names the yaml may refer to (this module's globals).
+
+    Yields
+    ------
+    module
+        The temporary ``custom`` module.
+    """
+    module = types.ModuleType(CUSTOM_MODULE)
+    module.__dict__.update(namespace)
+    previous = sys.modules.get(CUSTOM_MODULE)
+    sys.modules[CUSTOM_MODULE] = module
+    try:
+        yield module
+    finally:
+        if previous is None:
+            sys.modules.pop(CUSTOM_MODULE, None)
+        else:
+            sys.modules[CUSTOM_MODULE] = previous
+
+
+class SenseEncoderInterface(EncoderClassifier):
+    """A pretrained SENSE encoder: ``EncoderClassifier`` plus frames.
+
+    ``encode_batch(wavs, wav_lens)`` is ``EncoderClassifier``'s own:
+    ``[B, 1, D]`` L2-normalised embeddings. This is the class SpeechBrain's
+    ``foreign_class`` returns for an exported model folder
+    (``classname="SenseEncoderInterface"``); with this package installed,
+    :class:`speechbrain_sense.inference.SenseEncoder` adds file helpers.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_sense.export import export_student
+    >>> from speechbrain_sense.student import SenseStudent
+    >>> from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
+    >>> d = str(save_tiny_w2v_bert(tempfile.mkdtemp()))
+    >>> student = SenseStudent(SenseW2VBert(d, d), SenseEmbeddingHead(32, 16))
+    >>> model_dir = export_student(student.state_dict(), d, tempfile.mkdtemp())
+    >>> model = SenseEncoderInterface.from_hparams(
+    ...     str(model_dir), savedir=tempfile.mkdtemp()
+    ... )
+    >>> model.encode_batch(torch.randn(2, 8000)).shape
+    torch.Size([2, 1, 16])
+    >>> weights, counts = model.attention_weights(torch.randn(1, 8000))
+    >>> weights.shape, round(weights.sum().item(), 4)
+    (torch.Size([1, 24]), 1.0)
+    """
+
+    MODULES_NEEDED = ["embedding_model"]
+
+    @classmethod
+    def from_hparams(cls, source, *args, **kwargs):
+        """Loads a model folder or hub repo, resolving ``custom.<Name>``.
+
+        The classes the yaml names as ``custom.<Name>`` are this module's
+        (the installed package's, or those of the ``custom.py`` that
+        ``foreign_class`` imported), so ``custom.py`` is not fetched.
+
+        Arguments
+        ---------
+        source : str or Path
+            Model folder or hub id.
+        *args
+            Passed to ``EncoderClassifier.from_hparams``.
+        **kwargs
+            Passed to ``EncoderClassifier.from_hparams`` (``savedir``,
+            ``run_opts``, ``local_strategy``, ``fetch_config`` ...).
+
+        Returns
+        -------
+        SenseEncoderInterface
+            An instance of ``cls``.
+        """
+        with _as_custom_module(globals()):
+            return super().from_hparams(source, *args, **kwargs)
+
+    @property
+    def sample_rate(self):
+        """Rate the encoder expects (its feature extractor's)."""
+        return self.mods.embedding_model.encoder.sample_rate
+
+    @property
+    def embedding_dim(self):
+        """Width of the utterance embeddings."""
+        return self.mods.embedding_model.head.output_dim
+
+    def encode_frames(self, wavs, wav_lens=None):
+        """Frame-level features of the encoder, for downstream tasks.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[B, T]`` padded 16 kHz waveforms.
+        wav_lens : torch.Tensor, optional
+            ``[B]`` relative lengths.
+
+        Returns
+        -------
+        frames : torch.Tensor
+            ``[B, T', D_enc]`` frames at 50 Hz (padding past the counts).
+        frame_counts : torch.Tensor
+            ``[B]`` real frames per utterance.
+        """
+        wavs, wav_lens = self._to_device(wavs, wav_lens)
+        with torch.no_grad():
+            return self.mods.embedding_model.encode_frames(wavs, wav_lens)
+
+    def attention_weights(self, wavs, wav_lens=None):
+        """Attentive-pooling weight of every frame.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[B, T]`` padded 16 kHz waveforms.
+        wav_lens : torch.Tensor, optional
+            ``[B]`` relative lengths.
+
+        Returns
+        -------
+        weights : torch.Tensor
+            ``[B, T']`` float32, zero on padding, rows sum to one; frame
+            ``t`` covers samples ``[320 t, 320 t + 560)``.
+        frame_counts : torch.Tensor
+            ``[B]`` real frames per utterance.
+        """
+        wavs, wav_lens = self._to_device(wavs, wav_lens)
+        with torch.no_grad():
+            return self.mods.embedding_model.attention_weights(wavs, wav_lens)
+
+    def _to_device(self, wavs, wav_lens):
+        """A ``[B, T]`` float batch and its lengths on the model's device.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[T]`` or ``[B, T]`` waveforms.
+        wav_lens : torch.Tensor, optional
+            ``[B]`` relative lengths (default: all 1).
+
+        Returns
+        -------
+        wavs : torch.Tensor
+            ``[B, T]`` float32.
+        wav_lens : torch.Tensor
+            ``[B]``.
+        """
+        if wavs.dim() == 1:
+            wavs = wavs.unsqueeze(0)
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0])
+        return wavs.float().to(self.device), wav_lens.to(self.device)
