@@ -46,6 +46,36 @@ def is_sense_model_dir(source):
     ).is_file()
 
 
+def is_sense_hub_model(source, savedir):
+    """Whether hub id ``source`` is an exported SENSE model.
+
+    A SENSE repo has a ``hyperparams.yaml`` that builds a
+    ``SenseUtteranceEncoder``; a w2v-BERT 2.0 repo (``facebook/w2v-bert-2.0``)
+    has none. The yaml is fetched the way SpeechBrain fetches it (through
+    the HuggingFace cache, so ``HF_HUB_OFFLINE=1`` works once cached).
+
+    Arguments
+    ---------
+    source : str
+        A hub id (``org/name``) that is not a local path.
+    savedir : str or Path
+        Where SpeechBrain links the fetched yaml.
+
+    Returns
+    -------
+    bool
+    """
+    if Path(source).exists() or source.count("/") != 1:
+        return False
+    from speechbrain.utils.fetching import fetch
+
+    try:
+        path = fetch("hyperparams.yaml", source=source, savedir=savedir)
+    except Exception:  # absent, or no network: not a SENSE repo we can load
+        return False
+    return "SenseUtteranceEncoder" in Path(path).read_text(encoding="utf-8")
+
+
 class SenseFrameEncoder(nn.Module):
     """The frame-level w2v-BERT encoder of a SENSE model.
 
@@ -114,16 +144,17 @@ class SenseFrameEncoder(nn.Module):
         Arguments
         ---------
         source : str or Path
-            An exported SENSE model directory, or a w2v-BERT 2.0
-            HuggingFace directory / hub id.
+            An exported SENSE model, as a directory or a hub id (its
+            ``hyperparams.yaml`` builds a ``SenseUtteranceEncoder``), or a
+            w2v-BERT 2.0 HuggingFace directory / hub id.
         freeze : bool
             Keep the encoder fixed.
         freeze_first_layers : int
             Lower layers kept fixed when fine-tuning.
         savedir : str or Path, optional
-            SpeechBrain's ``savedir`` for a SENSE model (nothing is written
-            there: a local model is read in place); the download folder for
-            a w2v-BERT hub id.
+            SpeechBrain's ``savedir`` for a SENSE model (links to the
+            HuggingFace cache for a hub id; nothing for a local model, read
+            in place); the download folder for a w2v-BERT hub id.
         output_norm : bool, optional
             Layer-normalise the frames. Defaults to what the SENSE model
             was trained with; off for a plain w2v-BERT model.
@@ -132,19 +163,24 @@ class SenseFrameEncoder(nn.Module):
         -------
         SenseFrameEncoder
         """
-        if is_sense_model_dir(source):
-            import tempfile
+        import tempfile
 
-            from speechbrain.utils.fetching import LocalStrategy
+        from speechbrain.utils.fetching import LocalStrategy
 
-            from speechbrain_sense.inference import SenseEncoder
+        from speechbrain_sense.inference import SenseEncoder
 
-            # Read in place: no links in savedir, which DDP ranks building
-            # the model at the same time would race to create.
+        local = is_sense_model_dir(source)
+        probe_dir = savedir or tempfile.mkdtemp(prefix="sense-")
+        if local or is_sense_hub_model(str(source), probe_dir):
+            # A local folder is read in place: no links in savedir, which
+            # DDP ranks building the model at the same time would race
+            # to create.
             model = SenseEncoder.from_hparams(
                 source=str(source),
-                savedir=str(savedir or tempfile.mkdtemp(prefix="sense-")),
-                local_strategy=LocalStrategy.NO_LINK,
+                savedir=str(probe_dir),
+                local_strategy=LocalStrategy.NO_LINK
+                if local
+                else LocalStrategy.SYMLINK,
             )
             encoder = model.mods.embedding_model.encoder
             if output_norm is not None:
@@ -161,8 +197,9 @@ class SenseFrameEncoder(nn.Module):
                     )
             if savedir is None and not Path(source).is_dir():
                 raise ValueError(
-                    f"{source} is not a local directory: pass savedir, the "
-                    "folder the hub download is cached in"
+                    f"{source} is not a local directory nor a SENSE hub "
+                    "model: pass savedir, the folder the w2v-BERT download "
+                    "is cached in"
                 )
             encoder = SenseW2VBert(
                 str(source),
