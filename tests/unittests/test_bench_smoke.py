@@ -28,6 +28,7 @@ def bench():
                 "teacher_cache",
                 "embed_throughput",
                 "shard_data_path",
+                "onnx_rtf",
             )
         }
     finally:
@@ -138,7 +139,25 @@ def test_shard_data_path_runs(bench, tmp_path, capsys):
     assert set(results["full_cv_estimate"]) == {"features", "audio", "both"}
 
 
+def test_onnx_rtf_runs(bench, tmp_path, capsys):
+    speedup = bench["onnx_rtf"].main(
+        [
+            "--seconds=1",
+            "--batch-sizes=2",
+            "--repeat=1",
+            "--threads=1",
+            f"--work-dir={tmp_path}",
+        ]
+    )
+    assert speedup > 0
+    out = capsys.readouterr().out
+    for backend in ("torch eager", "onnxruntime fp32", "onnxruntime int8"):
+        assert f"| 2 | {backend} |" in out
+    assert out.strip().splitlines()[-1].startswith("onnx_int8_speedup: ")
+
+
 def test_bench_doctests(bench):
-    for name in ("measurement", "embed_throughput", "shard_data_path"):
+    names = ("measurement", "embed_throughput", "shard_data_path", "onnx_rtf")
+    for name in names:
         results = doctest.testmod(bench[name])
         assert results.attempted > 0 and results.failed == 0, name
