@@ -511,5 +511,7 @@ class SenseW2VBert(W2VBert):
         else:
             hidden = out.last_hidden_state
         if self.output_norm:
-            hidden = torch.nn.functional.layer_norm(hidden, hidden.shape[-1:])
+            # A constant width, not hidden.shape[-1:]: the ONNX tracer
+            # cannot take a traced size as normalized_shape.
+            hidden = torch.nn.functional.layer_norm(hidden, (self.output_dim,))
         return hidden
