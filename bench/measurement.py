@@ -177,6 +177,7 @@ class PeakMemory:
         self.start_bytes = self.peak_bytes = self.delta_bytes = 0
 
     def __enter__(self):
+        """Resets the peak counters: CUDA's, or the RSS high-water mark."""
         if self.device.type == "cuda":
             synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -190,6 +191,13 @@ class PeakMemory:
         return self
 
     def __exit__(self, *exc_info):
+        """Leaves the context; exceptions propagate.
+
+        Arguments
+        ---------
+        *exc_info
+            Positional arguments passed on.
+        """
         if self.device.type == "cuda":
             synchronize(self.device)
             self.peak_bytes = torch.cuda.max_memory_allocated(self.device)

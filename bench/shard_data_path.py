@@ -150,6 +150,7 @@ def fit_fixed_and_rate(durations, seconds):
 
 
 def _ms(seconds_per_audio_second):
+    """Formats a seconds-per-audio-second cost as milliseconds, 3 decimals."""
     return f"{1000 * seconds_per_audio_second:.3f}"
 
 
@@ -159,6 +160,7 @@ def _ms(seconds_per_audio_second):
 
 
 def _clip_paths(corpus):
+    """Absolute audio paths of every row of the corpus's split manifests."""
     rows = []
     for split in SPLITS:
         with open(corpus[f"{split}_csv"], encoding="utf-8", newline="") as f:
@@ -508,6 +510,7 @@ def build_costs(options, corpus, source, folder):
     manifests = {split: corpus[f"{split}_csv"] for split in SPLITS}
 
     def build(out, store, which=manifests):
+        """Shards ``which`` into ``out`` with one worker; the build's report."""
         return build_shards(
             which,
             out,
@@ -555,6 +558,7 @@ def mp3_bytes(paths):
 
 
 def _split_rows(total, parts):
+    """Splits ``total`` into ``parts`` near-equal counts, larger ones first."""
     base, extra = divmod(total, parts)
     return [base + (k < extra) for k in range(parts)]
 
@@ -596,6 +600,7 @@ def synthetic_cv_tree(work_dir, rows, languages, seed=0):
     pools = [grammar_sentences(lang) for lang in grammar_languages()]
 
     def build(tmp):
+        """Hard-links the seed clips into a CV-shaped tree under ``tmp``."""
         start = time.perf_counter()
         sources = tmp / ".link-sources"
         sources.mkdir()
@@ -700,6 +705,7 @@ def measure_prepare(child):
         original = module._commit_manifests
 
         def commit_manifests(*args, **kwargs):
+            """Snapshots traced memory at the first commit, then delegates."""
             if not snapshot:
                 snapshot["current"] = tracemalloc.get_traced_memory()[0]
                 snapshot["snapshot"] = tracemalloc.take_snapshot()
@@ -764,6 +770,7 @@ def measure_prepare(child):
 
 
 def _source_line(frame):
+    """The stripped source line of a tracemalloc frame."""
     import linecache
 
     return linecache.getline(frame.filename, frame.lineno).strip()
@@ -865,6 +872,7 @@ def parse_arguments(argv=None):
 
 
 def _cost_row(name, costs, reference=None):
+    """Table row: total, fixed and per-second costs, ratio to ``reference``."""
     seconds = sum(costs["durations"])
     total = median(costs["passes"]) / seconds
     per_clip = sum(np.asarray(v) for v in costs["stages"].values())

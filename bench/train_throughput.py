@@ -192,6 +192,7 @@ class TimedCall:
         return out
 
     def __getattr__(self, name):
+        """Forwards attribute access to the wrapped function."""
         return getattr(self.function, name)
 
 
@@ -201,6 +202,7 @@ def _time_methods(brain, clock, device, names):
         method = getattr(brain, name)
 
         def timed(*args, _method=method, _name=name, **kwargs):
+            """Calls the method between device syncs and adds its wall time."""
             synchronize(device)
             start = time.perf_counter()
             out = _method(*args, **kwargs)
@@ -429,6 +431,7 @@ def build_upstream(options, corpus):
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
     def audio_pipeline(wav):
+        """Reads a clip at the model's rate, as the upstream recipe does."""
         return load_audio(wav, SAMPLE_RATE)
 
     dataset.add_dynamic_item(audio_pipeline)
@@ -476,6 +479,7 @@ def build_upstream(options, corpus):
 
 
 def _run_opts(options, precision, compile):
+    """Brain ``run_opts`` for one precision, with torch.compile if asked."""
     run_opts = {
         "device": options["device"],
         "precision": precision,

@@ -164,6 +164,7 @@ def student_source(work_dir, config):
         )
 
     def build(tmp):
+        """Saves a full-width, random w2v-BERT 2.0 encoder into ``tmp``."""
         import torch
         from transformers import (
             SeamlessM4TFeatureExtractor,
@@ -211,6 +212,7 @@ def teacher_source(work_dir, config):
         )
 
     def build(tmp):
+        """Saves a BGE-M3-shaped, random XLM-R encoder into ``tmp``."""
         import torch
         from transformers import XLMRobertaConfig, XLMRobertaModel
 

@@ -612,6 +612,7 @@ def plot_attention(
 
 
 def _format_stats(stats):
+    """One line: attention mass against frame share, per frame class."""
     parts = []
     for name in ("head", "non_speech", "content", "function"):
         if f"{name}_mass" in stats:
@@ -623,6 +624,7 @@ def _format_stats(stats):
 
 
 def _load_model(model_dir, device="cpu"):
+    """Loads an exported SENSE model onto ``device``."""
     from speechbrain_sense.inference import SenseEncoder
 
     return SenseEncoder.from_hparams(
@@ -735,6 +737,7 @@ def dataset_statistics(analyzer, utterances, progress=True):
 
 
 def _csv_utterances(path, data_root=None):
+    """Yields the utterances of a (wav, text, lang) CSV, paths resolved."""
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
         if "wav" not in (reader.fieldnames or ()):
@@ -757,6 +760,7 @@ def _csv_utterances(path, data_root=None):
 
 
 def _synthetic_utterances(languages, per_language):
+    """Yields synthesised built-in sentences with exact word boundaries."""
     from speechbrain_sense.data.synthetic_cv import load_builtin_sentences
 
     for language in languages:
@@ -774,7 +778,19 @@ def _synthetic_utterances(languages, per_language):
 
 
 def main(argv=None):
-    """Command line: ``python -m speechbrain_sense.attention --help``."""
+    """Command line: ``python -m speechbrain_sense.attention --help``.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        The arguments; None reads ``sys.argv``.
+
+    Returns
+    -------
+    dict
+        The dataset statistics (``--batch``/``--synthetic``), or the
+        figure's per-utterance result.
+    """
     parser = argparse.ArgumentParser(
         description="Where does a SENSE model's pooling attend?"
     )

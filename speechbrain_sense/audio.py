@@ -30,6 +30,7 @@ class EmptyAudioError(AudioReadError):
 
 @functools.lru_cache(maxsize=16)
 def _resampler(orig_freq, new_freq):
+    """A cached resampling transform per rate pair (its kernel is costly)."""
     return torchaudio.transforms.Resample(orig_freq, new_freq)
 
 

@@ -215,7 +215,18 @@ class SenseFrameEncoder(nn.Module):
         return self.encoder.model.config.hidden_size
 
     def train(self, mode=True):
-        """Training mode, except for a frozen encoder (dropout stays off)."""
+        """Training mode, except for a frozen encoder (dropout stays off).
+
+        Arguments
+        ---------
+        mode : bool
+            Training (True) or evaluation (False) mode.
+
+        Returns
+        -------
+        SenseFrameEncoder
+            ``self``, as ``nn.Module.train`` returns.
+        """
         super().train(mode)
         if self.freeze:
             self.encoder.model.eval()

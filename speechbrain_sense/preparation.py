@@ -163,12 +163,24 @@ class ManifestWriter:
         self._done = False
 
     def writerow(self, row):
-        """Writes one row (a dict keyed by the columns)."""
+        """Writes one row (a dict keyed by the columns).
+
+        Arguments
+        ---------
+        row : dict
+            Column name -> value.
+        """
         self._writer.writerow(row)
         self.rows += 1
 
     def writerows(self, rows):
-        """Writes every row of an iterable of dicts."""
+        """Writes every row of an iterable of dicts.
+
+        Arguments
+        ---------
+        rows : iterable of dict
+            Rows, each keyed by the column names.
+        """
         for row in rows:
             self.writerow(row)
 
@@ -189,8 +201,16 @@ class ManifestWriter:
         self._done = True
 
     def __enter__(self):
+        """Enter the context; returns the writer itself."""
         return self
 
     def __exit__(self, *exc_info):
+        """Discard the temporary file unless committed; exceptions propagate.
+
+        Returns
+        -------
+        bool
+            False, so that an exception of the ``with`` block is re-raised.
+        """
         self.discard()
         return False

@@ -190,6 +190,18 @@ def speech_to_text_recall(
         by_language[language].append(i)
 
     def evaluate(indices):
+        """Score the utterances ``indices`` against their own transcripts.
+
+        Arguments
+        ---------
+        indices : list of int
+            Utterances of one pool (a language, or all of them).
+
+        Returns
+        -------
+        dict
+            ``{"R@k": ..., "count": n, "candidates": m}`` for this pool.
+        """
         candidates = sorted({transcripts[i] for i in indices})
         position = {text: j for j, text in enumerate(candidates)}
         keys = torch.stack([text_keys[text] for text in candidates])
@@ -568,6 +580,22 @@ def margin_search(
 
     def ratio_margin(scores, q0, k0):
         # [b, 1] + [1, bk] -> [b, bk] denominators
+        """Turn a block of cosines into ratio margins.
+
+        Arguments
+        ---------
+        scores : torch.Tensor
+            Cosines of a block of sources to a block of targets, [b, bk].
+        q0 : int
+            Index of the block's first source.
+        k0 : int
+            Index of the block's first target.
+
+        Returns
+        -------
+        torch.Tensor
+            The block's margins, [b, bk].
+        """
         x = source_density[q0 : q0 + scores.shape[0], None]
         y = target_density[None, k0 : k0 + scores.shape[1]]
         return scores / ((x + y) / 2)

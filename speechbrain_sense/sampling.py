@@ -580,9 +580,26 @@ class LanguageBalancedDynamicBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
+        """Number of batches this rank yields in the current epoch.
+
+        Plans the epoch if needed; equal on every rank.
+
+        Returns
+        -------
+        int
+            The epoch's batch count divided by ``num_replicas``.
+        """
         return len(self._get_plan().starts) // self.num_replicas
 
     def __iter__(self) -> Iterator[list[int]]:
+        """Yields this rank's batches of the current epoch, in order.
+
+        Yields
+        ------
+        list[int]
+            Dataset indices of one batch (every ``num_replicas``-th batch
+            of the plan, from ``rank``).
+        """
         plan = self._get_plan()
         starts = plan.starts[self.rank :: self.num_replicas].tolist()
         ends = plan.ends[self.rank :: self.num_replicas].tolist()
@@ -662,6 +679,13 @@ class LanguageBalancedDynamicBatchSampler(torch.utils.data.Sampler[list[int]]):
     # -- pickling: the plan is a cache, recomputed deterministically -------
 
     def __getstate__(self) -> dict:
+        """Pickled state, without the cached plan (recomputed on demand).
+
+        Returns
+        -------
+        dict
+            A copy of ``__dict__`` with ``_plan`` set to None.
+        """
         state = self.__dict__.copy()
         state["_plan"] = None
         return state
@@ -669,11 +693,34 @@ class LanguageBalancedDynamicBatchSampler(torch.utils.data.Sampler[list[int]]):
     # -- planning ----------------------------------------------------------
 
     def _get_plan(self) -> _Plan:
+        """The current epoch's plan, computed once and cached.
+
+        Returns
+        -------
+        _Plan
+            The plan of ``self.epoch`` (recomputed when the epoch changed).
+        """
         if self._plan is None or self._plan.epoch != self.epoch:
             self._plan = self._make_plan(self.epoch)
         return self._plan
 
     def _draw(self, generator: torch.Generator) -> np.ndarray:
+        """Draws the epoch's ``num_samples`` dataset indices.
+
+        Weighted draws follow ``weights`` (with or without replacement);
+        otherwise the indices are concatenated permutations (identity order
+        when ``shuffle`` is False), cut to ``num_samples``.
+
+        Arguments
+        ---------
+        generator : torch.Generator
+            The epoch's seeded generator, equal on every rank.
+
+        Returns
+        -------
+        np.ndarray
+            ``[num_samples]`` int64 dataset indices, in draw order.
+        """
         num_items = self.durations.size
         if self.weights is not None:
             idx = _draw_weighted(
@@ -691,6 +738,19 @@ class LanguageBalancedDynamicBatchSampler(torch.utils.data.Sampler[list[int]]):
         return np.concatenate(perms)[: self.num_samples].astype(np.int64)
 
     def _make_plan(self, epoch: int) -> _Plan:
+        """Computes an epoch's batches: draw, window-sort, pack, split, shuffle.
+
+        Arguments
+        ---------
+        epoch : int
+            The epoch; seeds the generator with ``seed + epoch``.
+
+        Returns
+        -------
+        _Plan
+            The epoch's drawn indices in packing order and the bounds of
+            every batch (a multiple of ``num_replicas``), in training order.
+        """
         generator = torch.Generator().manual_seed(self.seed + epoch)
         drawn = self._draw(generator)  # [num_samples] dataset indices
         dur = self.durations[drawn]
@@ -722,6 +782,19 @@ class LanguageBalancedDynamicBatchSampler(torch.utils.data.Sampler[list[int]]):
         return _Plan(epoch, flat, starts, ends, num_oversize)
 
     def _pack(self, durations: list[float]) -> tuple[list[int], int]:
+        """Packs durations under this sampler's caps (:func:`pack_by_duration`).
+
+        Arguments
+        ---------
+        durations : list[float]
+            Seconds of the drawn utterances, in packing order.
+
+        Returns
+        -------
+        tuple[list[int], int]
+            The end offset of every batch, and the number of oversize
+            utterances.
+        """
         return pack_by_duration(
             durations, self.max_batch_seconds, self.max_batch_size
         )

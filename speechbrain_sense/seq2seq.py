@@ -328,6 +328,15 @@ class TransformerTextDecoder(SpeechTextDecoder):
 
     @tokenizer.setter
     def tokenizer(self, value):
+        """Set the tokenizer: a SentencePiece processor or its ``.model`` path.
+
+        A path is loaded, and the vocabulary size checked, on first use.
+
+        Arguments
+        ---------
+        value : str or Path or sentencepiece.SentencePieceProcessor or None
+            The tokenizer; None leaves the decoder without one.
+        """
         self._tokenizer = value
 
     def encode_targets(self, texts):
@@ -548,7 +557,13 @@ class TextDecoderBeamSearcher(S2SBeamSearcher):
         self.max_steps_cap = max_decode_steps
 
     def set_n_out(self):
-        """Vocabulary size."""
+        """Size of the output layer the searcher scores, the vocabulary.
+
+        Returns
+        -------
+        int
+            ``vocab_size``.
+        """
         return self.vocab_size
 
     def change_max_decoding_length(self, min_decode_steps, max_decode_steps):
@@ -558,21 +573,77 @@ class TextDecoderBeamSearcher(S2SBeamSearcher):
         step by overwriting that step's token with ``eos``; one extra step
         lets a capped hypothesis keep ``max_decode_steps`` tokens, as a
         capped greedy hypothesis does.
+
+        Arguments
+        ---------
+        min_decode_steps : int
+            Fewest steps, from ``min_decode_ratio``.
+        max_decode_steps : int
+            Most steps, from ``max_decode_ratio``.
+
+        Returns
+        -------
+        min_decode_steps : int
+            Unchanged.
+        max_decode_steps : int
+            The capped maximum (at least 1), plus one.
         """
         if self.max_steps_cap is not None:
             max_decode_steps = min(max_decode_steps, self.max_steps_cap)
         return min_decode_steps, max(max_decode_steps, 1) + 1
 
     def reset_mem(self, batch_size, device):
-        """No prefix before the first step."""
+        """Start the search memory as None: no prefix before the first step.
+
+        Arguments
+        ---------
+        batch_size : int
+            Number of hypotheses searched (unused).
+        device : torch.device
+            Device of the search (unused).
+        """
         return None
 
     def permute_mem(self, memory, index):
-        """Reorders the prefixes to follow the surviving beams."""
+        """Reorders the prefixes to follow the surviving beams.
+
+        Arguments
+        ---------
+        memory : torch.Tensor
+            Token prefixes of the beams, [N, u].
+        index : torch.Tensor
+            Row of ``memory`` each surviving beam comes from, [N].
+
+        Returns
+        -------
+        torch.Tensor
+            The reordered prefixes, [N, u].
+        """
         return torch.index_select(memory, dim=0, index=index)
 
     def forward_step(self, inp_tokens, memory, enc_states, enc_lens):
-        """One decoding step: ``(log-probs [N, V], prefixes, no attention)``."""
+        """One decoding step: ``(log-probs [N, V], prefixes, no attention)``.
+
+        Arguments
+        ---------
+        inp_tokens : torch.Tensor
+            Token chosen by each beam at the previous step, [N].
+        memory : torch.Tensor or None
+            Token prefixes so far, [N, u]; None at the first step.
+        enc_states : torch.Tensor
+            Speech memory, [N, S, D].
+        enc_lens : torch.Tensor
+            Valid frames of each row of ``enc_states``, [N].
+
+        Returns
+        -------
+        log_probs : torch.Tensor
+            Next-token log-probabilities, [N, V].
+        prefixes : torch.Tensor
+            The prefixes with ``inp_tokens`` appended, [N, u + 1].
+        attention : None
+            No attention weights are returned.
+        """
         prefixes = _append_token(inp_tokens, memory)
         return self.step_fn(prefixes, enc_states, enc_lens), prefixes, None
 
@@ -602,23 +673,75 @@ class TextDecoderGreedySearcher(S2SGreedySearcher):
         self.temperature = 0.0  # argmax
 
     def set_n_out(self):
-        """Vocabulary size."""
+        """Size of the output layer the searcher scores, the vocabulary.
+
+        Returns
+        -------
+        int
+            ``vocab_size``.
+        """
         return self.vocab_size
 
     def change_max_decoding_length(self, min_decode_steps, max_decode_steps):
-        """Applies the absolute cap, keeping at least one step."""
+        """Applies the absolute cap, keeping at least one step.
+
+        Arguments
+        ---------
+        min_decode_steps : int
+            Fewest steps, from ``min_decode_ratio``.
+        max_decode_steps : int
+            Most steps, from ``max_decode_ratio``.
+
+        Returns
+        -------
+        min_decode_steps : int
+            Unchanged.
+        max_decode_steps : int
+            The capped maximum, at least 1.
+        """
         if self.max_steps_cap is not None:
             max_decode_steps = min(max_decode_steps, self.max_steps_cap)
         return min_decode_steps, max(max_decode_steps, 1)
 
     def reset_mem(self, batch_size, device):
-        """No prefix before the first step."""
+        """Start the search memory as None: no prefix before the first step.
+
+        Arguments
+        ---------
+        batch_size : int
+            Number of hypotheses searched (unused).
+        device : torch.device
+            Device of the search (unused).
+        """
         return None
 
     def forward_step(
         self, inp_tokens, memory, enc_states, enc_lens, attention_mask=None
     ):
-        """One decoding step: ``(log-probs [N, V], prefixes, no attention)``."""
+        """One decoding step: ``(log-probs [N, V], prefixes, no attention)``.
+
+        Arguments
+        ---------
+        inp_tokens : torch.Tensor
+            Token chosen for each hypothesis at the previous step, [N].
+        memory : torch.Tensor or None
+            Token prefixes so far, [N, u]; None at the first step.
+        enc_states : torch.Tensor
+            Speech memory, [N, S, D].
+        enc_lens : torch.Tensor
+            Valid frames of each row of ``enc_states``, [N].
+        attention_mask : torch.Tensor, optional
+            Passed by ``S2SGreedySearcher``; unused (``enc_lens`` masks).
+
+        Returns
+        -------
+        log_probs : torch.Tensor
+            Next-token log-probabilities, [N, V].
+        prefixes : torch.Tensor
+            The prefixes with ``inp_tokens`` appended, [N, u + 1].
+        attention : None
+            No attention weights are returned.
+        """
         prefixes = _append_token(inp_tokens, memory)
         return self.step_fn(prefixes, enc_states, enc_lens), prefixes, None
 

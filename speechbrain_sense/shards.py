@@ -106,7 +106,13 @@ class ShardSpec:
     rows: list | None = field(default=None, repr=False)
 
     def rows_digest(self):
-        """SHA-256 of the row numbers (binds a built shard to its plan)."""
+        """SHA-256 of the row numbers (binds a built shard to its plan).
+
+        Returns
+        -------
+        str
+            Hex digest of ``indices`` as little-endian int64.
+        """
         return hashlib.sha256(self.indices.astype("<i8").tobytes()).hexdigest()
 
 
@@ -302,6 +308,21 @@ def load_rows(
 def job_shards(plan, num_jobs=1, job_id=0):
     """The shards job ``job_id`` of ``num_jobs`` builds: every num_jobs-th.
 
+    Arguments
+    ---------
+    plan : list of ShardSpec
+        The whole plan (:func:`plan_shards`), the same for every job.
+    num_jobs : int
+        Number of independent jobs sharing the build.
+    job_id : int
+        This job, in ``[0, num_jobs)``.
+
+    Returns
+    -------
+    list of ShardSpec
+        Shards ``job_id, job_id + num_jobs, ...`` of the plan; the jobs'
+        lists are disjoint and together cover the plan.
+
     Example
     -------
     >>> [s for s in job_shards(list("abcde"), num_jobs=2, job_id=1)]
@@ -317,6 +338,17 @@ def feature_fingerprint(extractor):
 
     Shards are only valid for an encoder whose extractor has the same
     fingerprint: training checks it against its own encoder.
+
+    Arguments
+    ---------
+    extractor : transformers.SeamlessM4TFeatureExtractor
+        The model's feature extractor (``to_json_string`` gives its
+        settings; class names are left out).
+
+    Returns
+    -------
+    str
+        Hex SHA-256 of the settings plus ``FORMAT_VERSION``.
     """
     settings = json.loads(extractor.to_json_string())
     for key in ("processor_class", "feature_extractor_type"):
@@ -332,12 +364,36 @@ def feature_fingerprint(extractor):
 
 
 def _encode_npy(array):
+    """Serialises an array in ``.npy`` format (no pickle), in memory.
+
+    Arguments
+    ---------
+    array : numpy.ndarray
+        The array to store, e.g. ``[frames, 160]`` float16 features.
+
+    Returns
+    -------
+    bytes
+        The ``.npy`` file content.
+    """
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
 
 
 def _encode_flac(waveform):
+    """Encodes 16 kHz audio as 16-bit FLAC, in memory.
+
+    Arguments
+    ---------
+    waveform : torch.Tensor
+        ``[time]`` mono audio at ``SAMPLE_RATE``.
+
+    Returns
+    -------
+    bytes
+        The FLAC file content.
+    """
     buffer = io.BytesIO()
     soundfile.write(
         buffer, waveform.numpy(), SAMPLE_RATE, format="FLAC", subtype="PCM_16"
@@ -346,6 +402,20 @@ def _encode_flac(waveform):
 
 
 def _file_sha256(path, chunk=1 << 22):
+    """Hashes a file in chunks (4 MiB by default) to bound memory.
+
+    Arguments
+    ---------
+    path : str or Path
+        The file to hash.
+    chunk : int
+        Bytes read per step.
+
+    Returns
+    -------
+    str
+        Hex SHA-256 digest of the file's content.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -354,6 +424,18 @@ def _file_sha256(path, chunk=1 << 22):
 
 
 def _write_json_atomic(path, record):
+    """Writes JSON to a temporary file, then renames it over ``path``.
+
+    Readers (and a restarted job) thus see the old file or the whole new
+    one, never a partial write.
+
+    Arguments
+    ---------
+    path : str or Path
+        Destination file.
+    record : dict or list
+        JSON-serialisable content (written with non-ASCII kept).
+    """
     path = Path(path)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(record, ensure_ascii=False) + "\n", "utf-8")
@@ -461,6 +543,24 @@ class _ShardBuilder:
         return record
 
     def _sample(self, position, row, waveform):
+        """Builds the tar members of one clip, ready for ``TarWriter``.
+
+        Arguments
+        ---------
+        position : int
+            Index of the sample in the shard (its ``NNNNNN`` key).
+        row : dict
+            The clip's manifest row (``ID``, ``sentence``, ``lang``...);
+            columns other than the standard ones go into the json.
+        waveform : torch.Tensor
+            ``[time]`` decoded 16 kHz audio.
+
+        Returns
+        -------
+        dict
+            ``__key__`` and the encoded members: ``json`` and, depending on
+            the store mode, ``features.npy`` and/or ``flac`` (bytes).
+        """
         num_samples = waveform.numel()
         meta = {
             "id": row["ID"],
@@ -489,12 +589,37 @@ _WORKER_BUILDER = None
 
 
 def _init_worker(out_dir, encoder_source, store, options):
+    """Pool initializer: one single-threaded shard builder per process.
+
+    Arguments
+    ---------
+    out_dir : str or Path
+        Shard folder.
+    encoder_source : str
+        w2v-BERT model directory or hub id (its feature extractor).
+    store : str
+        ``"features"``, ``"audio"`` or ``"both"``.
+    options : dict
+        ``min_duration`` and ``max_duration`` of the clips kept.
+    """
     global _WORKER_BUILDER
     torch.set_num_threads(1)
     _WORKER_BUILDER = _ShardBuilder(out_dir, encoder_source, store, options)
 
 
 def _build_in_worker(spec):
+    """Builds one shard with this worker process's builder.
+
+    Arguments
+    ---------
+    spec : ShardSpec
+        The shard, with its rows loaded.
+
+    Returns
+    -------
+    dict
+        The shard's sidecar record.
+    """
     return _WORKER_BUILDER.build(spec)
 
 
@@ -536,6 +661,18 @@ def _check_plan(out_dir, plan_record):
 
 
 def _manifest_digest(path):
+    """SHA-256 of a manifest, recorded in ``plan.json`` to bind the build.
+
+    Arguments
+    ---------
+    path : str or Path
+        CSV manifest.
+
+    Returns
+    -------
+    str
+        Hex digest of the file.
+    """
     return _file_sha256(path)
 
 
@@ -661,6 +798,13 @@ def build_shards(
     built_seconds = 0.0
 
     def finished(record):
+        """Records a built shard and advances the progress bar.
+
+        Arguments
+        ---------
+        record : dict
+            The shard's sidecar record.
+        """
         nonlocal built_seconds
         records.append(record)
         built_seconds += record["audio_seconds"]
@@ -704,6 +848,22 @@ def build_shards(
 
 
 def _progress_bar(total, initial, enabled):
+    """A tqdm bar counting the job's clips.
+
+    Arguments
+    ---------
+    total : int
+        Clips of the job's shards.
+    initial : int
+        Clips of the shards already built (resumed).
+    enabled : bool
+        Show the bar; when False it is disabled but still usable.
+
+    Returns
+    -------
+    tqdm.tqdm
+        The bar, in clips, starting at ``initial``.
+    """
     from tqdm import tqdm
 
     return tqdm(
@@ -717,6 +877,23 @@ def _progress_bar(total, initial, enabled):
 
 
 def _job_report(records, seconds, resumed):
+    """Sums a job's shard sidecars into its report.
+
+    Arguments
+    ---------
+    records : list of dict
+        Sidecar records of the job's shards (built or resumed).
+    seconds : float
+        Wall-clock time of the job.
+    resumed : int
+        Shards that were already built when the job started.
+
+    Returns
+    -------
+    dict
+        Shard and clip counts (kept, skipped, by reason), audio hours,
+        bytes and wall seconds.
+    """
     reasons = Counter()
     for record in records:
         for reason, ids in record["skipped"].items():
@@ -741,6 +918,18 @@ def _job_report(records, seconds, resumed):
 
 
 def _id_hash(utt_id):
+    """64-bit hash of a clip id, for memory-light duplicate detection.
+
+    Arguments
+    ---------
+    utt_id : str
+        Clip id.
+
+    Returns
+    -------
+    int
+        Unsigned 64-bit BLAKE2b digest of the id.
+    """
     return int.from_bytes(
         hashlib.blake2b(utt_id.encode("utf-8"), digest_size=8).digest(),
         "little",
@@ -876,6 +1065,16 @@ def verify_shards(out_dir, checksums=True):
 def load_index(folder):
     """Reads ``index.json`` of a verified shard folder.
 
+    Arguments
+    ---------
+    folder : str or Path
+        Shard folder.
+
+    Returns
+    -------
+    dict
+        The index written by :func:`verify_shards`.
+
     Raises
     ------
     ShardError
@@ -891,7 +1090,22 @@ def load_index(folder):
 
 
 def check_fingerprint(index, extractor, folder="shards"):
-    """Fails unless the shards hold this extractor's features."""
+    """Fails unless the shards hold this extractor's features.
+
+    Arguments
+    ---------
+    index : dict
+        The shard index (:func:`load_index`).
+    extractor : transformers.SeamlessM4TFeatureExtractor
+        The training encoder's feature extractor.
+    folder : str or Path
+        Shard folder, named in the error message.
+
+    Raises
+    ------
+    ShardError
+        When the fingerprints differ.
+    """
     expected = feature_fingerprint(extractor)
     if index["feature_fingerprint"] != expected:
         raise ShardError(
@@ -1031,6 +1245,7 @@ class ShardReader:
         self._table = None
 
     def _open(self):
+        """Opens the shard, loads its member table and checks its size."""
         try:
             self._file = open(self.path, "rb")  # kept open: many reads
             size = os.fstat(self._file.fileno()).st_size
@@ -1115,6 +1330,20 @@ class ShardReader:
 
 
 def _parse_manifests(values):
+    """Maps the manifest arguments to splits, checking the files exist.
+
+    Each value is ``SPLIT=PATH``, or ``PATH`` whose file stem is the split.
+
+    Arguments
+    ---------
+    values : list of str
+        The command line's manifest arguments.
+
+    Returns
+    -------
+    dict
+        Split name -> CSV path.
+    """
     manifests = {}
     for value in values:
         split, sep, path = value.partition("=")
@@ -1129,6 +1358,13 @@ def _parse_manifests(values):
 
 
 def _parser():
+    """Command-line parser with the ``build`` and ``verify`` verbs.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Parser whose ``parse_args`` sets ``verb`` and that verb's options.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m speechbrain_sense.shards",
         description=__doc__.split("\n\n")[0],
@@ -1229,13 +1465,31 @@ def _parser():
 
 
 def _print_table(rows):
+    """Prints ``(key, value)`` rows as two aligned columns.
+
+    Arguments
+    ---------
+    rows : list of tuple
+        ``(label, value)`` pairs.
+    """
     width = max(len(key) for key, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
 
 
 def main(argv=None):
-    """Entry point of ``python -m speechbrain_sense.shards``."""
+    """Entry point of ``python -m speechbrain_sense.shards``.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Command-line arguments; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        Exit status: 0, or 1 after printing an error.
+    """
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

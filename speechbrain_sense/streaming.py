@@ -266,17 +266,40 @@ class ShardStream(torch.utils.data.IterableDataset):
 
         A position restored by :meth:`resume` for this epoch applies until
         a :class:`StreamLoader` starts iterating.
+
+        Arguments
+        ---------
+        epoch : int
+            The epoch the workers plan and read when they next start.
         """
         self.epoch = int(epoch)
         self._publish()
 
     def resume(self, epoch, batches):
-        """Restarts epoch ``epoch`` after ``batches`` batches of this rank."""
+        """Restarts epoch ``epoch`` after ``batches`` batches of this rank.
+
+        The skip applies once :meth:`set_epoch` selects ``epoch`` and lasts
+        until the next iteration starts.
+
+        Arguments
+        ---------
+        epoch : int
+            The epoch that was interrupted.
+        batches : int
+            Batches this rank had already yielded in it (all its workers).
+        """
         self._resume = (int(epoch), int(batches))
         self._publish()
 
     def start_iteration(self):
-        """Called as iteration starts: returns and consumes the skip."""
+        """Called as iteration starts: returns and consumes the skip.
+
+        Returns
+        -------
+        int
+            Batches of the current epoch the workers skip (0 unless a
+            resumed position applies); later iterations start from 0.
+        """
         skip = int(self.shared[SHARED_SKIP])
         self._resume = None
         return skip
@@ -291,7 +314,24 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.shared[SHARED_BATCHES] = self.batches_per_slot(self.epoch)
 
     def batches_per_slot(self, epoch):
-        """Training: batches every slot yields in ``epoch`` (all equal)."""
+        """Training: batches every slot yields in ``epoch`` (all equal).
+
+        Every slot is planned until its batches hold its share of
+        ``epoch_audio_hours``; the count of the slot needing most batches
+        is used by all, so no rank waits on another. Cached for the last
+        epoch asked.
+
+        Arguments
+        ---------
+        epoch : int
+            The epoch to plan.
+
+        Returns
+        -------
+        int
+            Batches per slot; -1 for an evaluation stream (no fixed count:
+            every clip once).
+        """
         if not self.training:
             return -1
         if epoch not in self._batches_per_slot:
@@ -384,6 +424,28 @@ class ShardStream(torch.utils.data.IterableDataset):
         ]
 
     def _mixed_windows(self, streams, rng):
+        """Training windows: draws languages by share, packs, forever.
+
+        Each window draws ``sort_window`` clips, the language of each by
+        its share ``q_l`` (renormalised over the languages this slot has),
+        taken in turn from that language's looping stream. The window is
+        packed by duration; its last, least full batch is carried into the
+        next window, and the others are shuffled.
+
+        Arguments
+        ---------
+        streams : dict
+            Language -> ``(shard_ids, positions, durations)`` arrays of the
+            slot's clips (:meth:`_language_stream`).
+        rng : numpy.random.Generator
+            The slot's generator for this epoch.
+
+        Yields
+        ------
+        list of tuple
+            One window's batches, each ``(shard_ids, positions,
+            durations)`` of :class:`numpy.ndarray`.
+        """
         langs = sorted(streams)
         shares = np.array([self.shares[lang] for lang in langs])
         if len(langs) < len(self.shares):
@@ -413,6 +475,21 @@ class ShardStream(torch.utils.data.IterableDataset):
             yield [batches[i] for i in rng.permutation(len(batches))]
 
     def _ordered_windows(self, streams):
+        """Evaluation windows: every clip once, in language order.
+
+        Arguments
+        ---------
+        streams : dict
+            Language -> ``(shard_ids, positions, durations)`` arrays of the
+            slot's clips.
+
+        Yields
+        ------
+        list of tuple
+            The batches of each consecutive ``sort_window`` clips, each
+            ``(shard_ids, positions, durations)`` of
+            :class:`numpy.ndarray`.
+        """
         s = np.concatenate([streams[lang][0] for lang in sorted(streams)])
         p = np.concatenate([streams[lang][1] for lang in sorted(streams)])
         d = np.concatenate([streams[lang][2] for lang in sorted(streams)])
@@ -444,6 +521,20 @@ class ShardStream(torch.utils.data.IterableDataset):
     # -- reading (workers) ---------------------------------------------------
 
     def __iter__(self):
+        """Reads and yields this worker's batches of the published epoch.
+
+        The worker takes its slot (shifted after a resume so the
+        DataLoader's round-robin keeps the rank's batch order), skips the
+        batches already seen and, in training, stops at the epoch's batch
+        count. A batch whose clips were all skipped as corrupt repeats the
+        previous one.
+
+        Yields
+        ------
+        PaddedBatch
+            One batch of sample dicts (``id``, ``sentence``, ``lang``,
+            ``duration``, ``features`` and the ``extra_items`` keys).
+        """
         info = torch.utils.data.get_worker_info()
         workers = info.num_workers if info is not None else 1
         worker = info.id if info is not None else 0
@@ -533,6 +624,22 @@ class ShardStream(torch.utils.data.IterableDataset):
         return samples
 
     def _to_item(self, sample):
+        """Turns a read sample into a batch item.
+
+        Computes features from the waveform if the shard stores audio
+        only, drops the waveform and sample count, and adds
+        ``extra_items``.
+
+        Arguments
+        ---------
+        sample : dict
+            A sample from :meth:`ShardReader.read`; modified in place.
+
+        Returns
+        -------
+        dict
+            The same dict, ready for ``PaddedBatch``.
+        """
         if "features" not in sample:
             with torch.no_grad():
                 sample["features"] = self.features(sample["waveform"])
@@ -572,18 +679,39 @@ class StreamLoader(torch.utils.data.DataLoader):
         self._skipped = 0
 
     def __iter__(self):
+        """Starts an epoch's iteration, taking the stream's resume skip.
+
+        Returns
+        -------
+        iterator
+            The DataLoader iterator, kept to count the batches yielded.
+        """
         self._skipped = self.dataset.start_iteration()
         self._iterator_ref = super().__iter__()
         return self._iterator_ref
 
     def batches_done(self):
-        """Batches of the current epoch this rank has yielded."""
+        """Batches of the current epoch this rank has yielded.
+
+        Returns
+        -------
+        int
+            Batches skipped on resume plus batches yielded since; 0 before
+            iteration starts.
+        """
         if self._iterator_ref is None:
             return 0
         return self._skipped + self._iterator_ref._num_yielded
 
     @mark_as_saver
     def _save(self, path):
+        """Checkpoints the epoch, the batches done and the slot count.
+
+        Arguments
+        ---------
+        path : str or Path
+            JSON file to write.
+        """
         state = {
             "epoch": self.dataset.epoch,
             "batches": self.batches_done(),
@@ -593,6 +721,18 @@ class StreamLoader(torch.utils.data.DataLoader):
 
     @mark_as_loader
     def _recover(self, path, end_of_epoch):
+        """Tells the stream to resume inside the saved epoch.
+
+        Raises :class:`ShardError` if the number of slots (ranks x
+        workers) changed, since the epoch's plan would differ.
+
+        Arguments
+        ---------
+        path : str or Path
+            JSON file written by :meth:`_save`.
+        end_of_epoch : bool
+            True for an end-of-epoch checkpoint: nothing to resume.
+        """
         if end_of_epoch:
             return
         state = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -609,6 +749,13 @@ def stream_batches_seen(stream, epoch):
     """Every batch of ``epoch`` as clip ids, per rank (for checks).
 
     Needs the shards' sidecars (ids); all slots are planned here.
+
+    Arguments
+    ---------
+    stream : ShardStream
+        The stream whose plan is listed.
+    epoch : int
+        The epoch to plan.
 
     Returns
     -------

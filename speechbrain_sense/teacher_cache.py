@@ -73,6 +73,20 @@ def normalize_text(text):
 
 
 def _sha256_file(path, chunk=1 << 24):
+    """Hashes a file in chunks (16 MiB by default) to bound memory.
+
+    Arguments
+    ---------
+    path : str or Path
+        The file to hash.
+    chunk : int
+        Bytes read per step.
+
+    Returns
+    -------
+    str
+        Hex SHA-256 digest of the file's content.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -81,12 +95,20 @@ def _sha256_file(path, chunk=1 << 24):
 
 
 def _dist_info():
+    """Rank and world size of this process, ``(0, 1)`` without DDP.
+
+    Returns
+    -------
+    tuple of int
+        ``(rank, world_size)``.
+    """
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
 
 
 def _barrier():
+    """Waits for every DDP rank; a no-op in a single process."""
     if _dist_info()[1] > 1:
         torch.distributed.barrier()
 
@@ -142,12 +164,32 @@ class TeacherEmbeddingCache:
     def __getstate__(self):
         # DataLoader workers re-open the memory map in their own process
         # and never need the teacher model itself.
+        """Pickled state, without the memory map and the teacher model.
+
+        Returns
+        -------
+        dict
+            A copy of ``__dict__`` with ``_embeddings`` and ``teacher`` set
+            to None; the store is re-opened lazily after unpickling.
+        """
         state = self.__dict__.copy()
         state["_embeddings"] = None
         state["teacher"] = None
         return state
 
     def _open(self, verify=False):
+        """Memory-maps the store and indexes its rows by text.
+
+        Checks that ``index.json`` belongs to this teacher identity and
+        that the array shape matches the text list; raises
+        :class:`CorruptCacheError` otherwise.
+
+        Arguments
+        ---------
+        verify : bool
+            Also check both files' sizes and SHA-256 against the index
+            (slow: reads every byte).
+        """
         index_file = self.path / "index.json"
         try:
             index = json.loads(index_file.read_text(encoding="utf-8"))
@@ -186,14 +228,34 @@ class TeacherEmbeddingCache:
         self._rows = {text: row for row, text in enumerate(texts)}
 
     def _ensure_open(self):
+        """Opens the store (without checksums) unless it is already open."""
         if self._embeddings is None:
             self._open(verify=False)
 
     def __len__(self):
+        """Number of distinct normalised transcripts in the store.
+
+        Returns
+        -------
+        int
+            Rows of the embedding array.
+        """
         self._ensure_open()
         return len(self._rows)
 
     def __contains__(self, text):
+        """Tells whether a transcript has a cached embedding.
+
+        Arguments
+        ---------
+        text : str
+            Transcript (normalised here, like at build time).
+
+        Returns
+        -------
+        bool
+            True if its normalised form is in the store.
+        """
         self._ensure_open()
         return normalize_text(text) in self._rows
 
@@ -272,6 +334,15 @@ class TeacherEmbeddingCache:
         return texts, embeddings
 
     def _write_store(self, texts, embeddings):
+        """Writes a complete store in a temporary folder, then swaps it in.
+
+        Arguments
+        ---------
+        texts : list of str
+            Normalised transcripts, in row order.
+        embeddings : numpy.ndarray
+            ``[len(texts), D]`` vectors, cast to the cache dtype on save.
+        """
         tmp = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=".building-"))
         emb_file, text_file = tmp / "embeddings.npy", tmp / "texts.txt"
         np.save(emb_file, embeddings.astype(self.dtype))
@@ -383,6 +454,17 @@ class TeacherEmbeddingCache:
         return len(self._rows)
 
     def _read_quietly(self):
+        """Texts of the store as rank 0 left it, or none if unreadable.
+
+        Non-zero ranks use it to learn which texts are missing; the
+        embeddings are not needed there, so they are always None.
+
+        Returns
+        -------
+        tuple
+            ``(texts, None)``: the list of stored texts (empty if the
+            store cannot be opened) and no embeddings.
+        """
         try:
             self._open(verify=False)
         except CorruptCacheError:

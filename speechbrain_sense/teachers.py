@@ -188,6 +188,7 @@ class HFSentenceEncoder(torch.nn.Module):
         }
 
     def _pool(self, outputs, attention_mask):
+        """Sentence vector [B, D]: CLS, pooler or length-masked mean."""
         if self.pooling == "cls":
             # [B, L, D] -> [B, D]
             return outputs.last_hidden_state[:, 0]

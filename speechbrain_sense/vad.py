@@ -20,6 +20,7 @@ from speechbrain_sense.inference import frame_times
 
 @functools.lru_cache(maxsize=1)
 def _silero_model():
+    """The packaged Silero VAD model, keeping torch's thread count."""
     try:
         threads = torch.get_num_threads()
         # silero_vad sets torch to one thread when imported: undo that.

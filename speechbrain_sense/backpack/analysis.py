@@ -231,6 +231,20 @@ def orthogonal_procrustes(x, y):
 def procrustes_cosine(x, y, rotation):
     """Mean cosine between the rows of ``x @ rotation`` and of ``y``.
 
+    Arguments
+    ---------
+    x : torch.Tensor
+        Source vectors, [N, d].
+    y : torch.Tensor
+        Target vectors, [N, d], row i paired with row i of ``x``.
+    rotation : torch.Tensor
+        Orthogonal map [d, d], e.g. from :func:`orthogonal_procrustes`.
+
+    Returns
+    -------
+    float
+        The mean cosine, in [-1, 1].
+
     Example
     -------
     >>> x = torch.eye(2)
@@ -501,6 +515,16 @@ def word_senses(model, tokenizer, words):
 def words_of(text):
     """Lower-cased alphabetic words (digits and punctuation dropped).
 
+    Arguments
+    ---------
+    text : str
+        A sentence.
+
+    Returns
+    -------
+    list of str
+        Its words, in order.
+
     Example
     -------
     >>> words_of("L'homme a 3 chats, Tom!")
@@ -654,7 +678,18 @@ def analyze(
 
 
 def main(argv=None):
-    """CLI: analyse a saved Backpack against the English one, print JSON."""
+    """CLI: analyse a saved Backpack against the English one, print JSON.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        The arguments; None reads ``sys.argv``.
+
+    Returns
+    -------
+    dict
+        The analysis, as printed (see :func:`analyze`).
+    """
     from speechbrain_sense.backpack.model import BackpackLM
     from speechbrain_sense.backpack.tokenizer import BackpackTokenizer
     from speechbrain_sense.sensia.parallel_data import FORMATS, read_parallel

@@ -119,6 +119,7 @@ class BackpackConfig:
     initializer_range: float = 0.02
 
     def __post_init__(self):
+        """Checks and completes the fields."""
         if self.n_embd % self.n_head:
             raise ValueError(
                 f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}"
@@ -136,12 +137,32 @@ class BackpackConfig:
 
     @classmethod
     def micro(cls, **overrides) -> BackpackConfig:
-        """384-d, 6 layers, 6 heads (~ nanoGPT "mini"); K stays 16."""
+        """384-d, 6 layers, 6 heads (~ nanoGPT "mini"); K stays 16.
+
+        Arguments
+        ---------
+        **overrides
+            Replace fields, e.g. ``vocab_size=8000``.
+
+        Returns
+        -------
+        BackpackConfig
+        """
         return cls(**{"n_embd": 384, "n_layer": 6, "n_head": 6, **overrides})
 
     @classmethod
     def small(cls, **overrides) -> BackpackConfig:
-        """768-d, 12 layers, 12 heads: the ``backpack-gpt2`` shape."""
+        """768-d, 12 layers, 12 heads: the ``backpack-gpt2`` shape.
+
+        Arguments
+        ---------
+        **overrides
+            Replace fields, e.g. ``vocab_size=8000``.
+
+        Returns
+        -------
+        BackpackConfig
+        """
         return cls(**{"n_embd": 768, "n_layer": 12, "n_head": 12, **overrides})
 
     @classmethod
@@ -171,7 +192,14 @@ class BackpackConfig:
             return cls.from_hf_dict(json.load(f), **overrides)
 
     def to_hf_dict(self) -> dict:
-        """Return a ``config.json`` payload in ``BackpackGPT2Config`` form."""
+        """Return a ``config.json`` payload in ``BackpackGPT2Config`` form.
+
+        Returns
+        -------
+        dict
+            JSON-serialisable fields, with the GPT-2 dropout names and the
+            ``auto_map`` of the reference implementation.
+        """
         out = asdict(self)
         dropout = out.pop("dropout")
         out.update(
@@ -202,6 +230,17 @@ class BackpackConfig:
         Missing fields take the ``BackpackGPT2Config`` defaults; GPT-2
         options this module does not implement raise instead of being
         silently ignored.
+
+        Arguments
+        ---------
+        hf : dict
+            A parsed ``config.json``.
+        **overrides
+            Replace fields after reading, e.g. ``dropout=0.0``.
+
+        Returns
+        -------
+        BackpackConfig
         """
         n_embd = hf.get("n_embd", cls.n_embd)
         n_inner = hf.get("n_inner")
@@ -248,7 +287,19 @@ class BackpackOutput:
 
 
 class MLP(nn.Module):
-    """GPT-2 / Backpack MLP: ``c_fc -> act -> c_proj -> dropout``."""
+    """GPT-2 / Backpack MLP: ``c_fc -> act -> c_proj -> dropout``.
+
+    Arguments
+    ---------
+    d_in : int
+        Input width.
+    d_hidden : int
+        Hidden width (4 * d_in in GPT-2 blocks).
+    d_out : int
+        Output width (K * d in the sense network's final MLP).
+    config : BackpackConfig
+        Gives the activation and the dropout.
+    """
 
     def __init__(self, d_in, d_hidden, d_out, config):
         super().__init__()
@@ -258,11 +309,31 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
+        """Projects up, applies the activation, projects down.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            Input, [..., d_in].
+
+        Returns
+        -------
+        torch.Tensor
+            Output, [..., d_out], after dropout.
+        """
         return self.dropout(self.c_proj(self.act(self.c_fc(x))))
 
 
 class CausalSelfAttention(nn.Module):
-    """GPT-2 multi-head causal self-attention (``GPT2Attention``)."""
+    """GPT-2 multi-head causal self-attention (``GPT2Attention``).
+
+    Arguments
+    ---------
+    config : BackpackConfig
+        Gives the width, heads, dropout and scaling options.
+    layer_idx : int
+        Index of the block, for ``scale_attn_by_inverse_layer_idx``.
+    """
 
     def __init__(self, config, layer_idx):
         super().__init__()
@@ -279,7 +350,21 @@ class CausalSelfAttention(nn.Module):
             self.scale /= float(layer_idx + 1)
 
     def forward(self, x, allowed=None):
-        """``x`` [B, T, d]; ``allowed`` None or bool [B, 1, T, T]."""
+        """``x`` [B, T, d]; ``allowed`` None or bool [B, 1, T, T].
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            Hidden states, [B, T, d].
+        allowed : torch.Tensor, optional
+            Bool [B, 1, T, T] of the key positions each query may attend to;
+            None for plain causal attention.
+
+        Returns
+        -------
+        torch.Tensor
+            Attention output after projection and dropout, [B, T, d].
+        """
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         # [B, T, d] -> [B, H, T, d/H]
@@ -301,7 +386,15 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm GPT-2 block (``GPT2Block``)."""
+    """Pre-norm GPT-2 block (``GPT2Block``).
+
+    Arguments
+    ---------
+    config : BackpackConfig
+        Gives the width, epsilon and the attention options.
+    layer_idx : int
+        Index of the block, passed to its attention.
+    """
 
     def __init__(self, config, layer_idx):
         super().__init__()
@@ -313,6 +406,21 @@ class Block(nn.Module):
         self.mlp = MLP(d, 4 * d, d, config)
 
     def forward(self, x, allowed=None):
+        """Attention and MLP, each on a layer-normed input, added back.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            Hidden states, [B, T, d].
+        allowed : torch.Tensor, optional
+            Bool [B, 1, T, T] of the key positions each query may attend to;
+            None for plain causal attention.
+
+        Returns
+        -------
+        torch.Tensor
+            Hidden states, [B, T, d].
+        """
         x = x + self.attn(self.ln_1(x), allowed)
         return x + self.mlp(self.ln_2(x))
 
@@ -322,6 +430,11 @@ class NoMixBlock(nn.Module):
 
     Takes the running residual separately, like the flash-attn
     ``Block(prenorm=True)`` it was ported from.
+
+    Arguments
+    ---------
+    config : BackpackConfig
+        Gives the width, epsilon and dropout.
     """
 
     def __init__(self, config):
@@ -335,6 +448,20 @@ class NoMixBlock(nn.Module):
         self.resid_dropout2 = nn.Dropout(config.dropout)
 
     def forward(self, hidden, residual):
+        """Adds ``hidden`` and the MLP output to the residual, post-norm.
+
+        Arguments
+        ---------
+        hidden : torch.Tensor
+            The sub-layer input, [B, T, d].
+        residual : torch.Tensor
+            The running residual stream, [B, T, d].
+
+        Returns
+        -------
+        torch.Tensor
+            The normalised new residual, [B, T, d].
+        """
         residual = self.resid_dropout1(hidden) + residual
         hidden = self.ln_1(residual)
         # The reference drops the MLP output twice (inside the MLP and here).
@@ -347,6 +474,11 @@ class SenseNetwork(nn.Module):
 
     Position-wise: no positions, no mixing across tokens, so the senses of a
     token type do not depend on its context.
+
+    Arguments
+    ---------
+    config : BackpackConfig
+        Gives the width, K and ``sense_intermediate_scale``.
     """
 
     def __init__(self, config):
@@ -365,7 +497,18 @@ class SenseNetwork(nn.Module):
         )
 
     def forward(self, tok_emb):
-        """``tok_emb`` [B, T, d] -> senses [B, K, T, d]."""
+        """``tok_emb`` [B, T, d] -> senses [B, K, T, d].
+
+        Arguments
+        ---------
+        tok_emb : torch.Tensor
+            Token embeddings, [B, T, d].
+
+        Returns
+        -------
+        torch.Tensor
+            Sense vectors, [B, K, T, d].
+        """
         B, T, _ = tok_emb.shape
         residual = self.dropout(tok_emb)
         hidden = self.block(self.ln(residual), residual)
@@ -379,6 +522,11 @@ class WeightNetwork(nn.Module):
 
     One query/key projection split into K heads of size d // K; each head k
     gives a causal distribution over source positions for sense k.
+
+    Arguments
+    ---------
+    config : BackpackConfig
+        Gives the width and K (which must divide it).
     """
 
     def __init__(self, config):
@@ -393,8 +541,21 @@ class WeightNetwork(nn.Module):
     def forward(self, context_hidden, allowed=None, query_mask=None):
         """``context_hidden`` [B, T, d] -> alpha [B, K, T, T].
 
-        ``allowed`` is None (plain causal) or bool [B, 1, T, T];
-        ``query_mask`` None or [B, T] (1 real, 0 pad).
+        Arguments
+        ---------
+        context_hidden : torch.Tensor
+            Final hidden states of the GPT-2 trunk, [B, T, d].
+        allowed : torch.Tensor, optional
+            Bool [B, 1, T, T]; None for plain causal.
+        query_mask : torch.Tensor, optional
+            [B, T], 1 for real tokens and 0 for padding; padded queries get
+            zero weights instead of a distribution.
+
+        Returns
+        -------
+        torch.Tensor
+            Weights alpha, [B, K, T, T], each query row a distribution over
+            its allowed sources.
         """
         B, T, _ = context_hidden.shape
         qk = self.c_attn(context_hidden)  # [B, T, 2*K*h]
@@ -465,6 +626,7 @@ class BackpackLM(nn.Module):
             self.lm_head.weight = self.wte.weight
 
     def _init_weights(self, module):
+        """GPT-2 initialisation: normal weights, zero biases, unit norms."""
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=std)
@@ -794,6 +956,16 @@ _IGNORED_HF_KEY = re.compile(
 def hf_key_for(key: str) -> str:
     """Name of a :class:`BackpackLM` key in ``BackpackGPT2LMHeadModel``.
 
+    Arguments
+    ---------
+    key : str
+        A key of :meth:`BackpackLM.state_dict`.
+
+    Returns
+    -------
+    str
+        The reference model's key.
+
     Example
     -------
     >>> hf_key_for("h.0.attn.c_attn.weight")
@@ -814,6 +986,15 @@ def is_conv1d_key(key: str) -> bool:
     ``Conv1D`` keeps its weight as [in, out], the transpose of
     ``nn.Linear``. All GPT-2 and sense-network projections are ``Conv1D``;
     the weight network's ``c_attn`` and ``lm_head`` are ``nn.Linear``.
+
+    Arguments
+    ---------
+    key : str
+        A key of :meth:`BackpackLM.state_dict`.
+
+    Returns
+    -------
+    bool
 
     Example
     -------

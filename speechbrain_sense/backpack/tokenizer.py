@@ -185,7 +185,17 @@ class BackpackTokenizer:
         return tokenizer
 
     def encode(self, text) -> list[int]:
-        """Token ids of ``text``, without specials."""
+        """Token ids of ``text``, without specials.
+
+        Arguments
+        ---------
+        text : str
+            The text.
+
+        Returns
+        -------
+        list of int
+        """
         if self.kind == "sentencepiece":
             return self.backend.encode(text)
         return self.backend.encode(text, add_special_tokens=False)
@@ -195,6 +205,17 @@ class BackpackTokenizer:
 
         Truncation keeps the final ``eos``, whose state is the sentence's
         context view.
+
+        Arguments
+        ---------
+        text : str
+            The sentence.
+        max_length : int, optional
+            Most ids kept, ``bos`` and ``eos`` included (at least 2).
+
+        Returns
+        -------
+        list of int
         """
         ids = [self.bos_id, *self.encode(text), self.eos_id]
         if max_length is not None and len(ids) > max_length:
@@ -208,13 +229,32 @@ class BackpackTokenizer:
 
         SentencePiece marks word starts itself; byte-level BPE needs the
         leading space that a word after another word carries.
+
+        Arguments
+        ---------
+        word : str
+            One word, without spaces.
+
+        Returns
+        -------
+        list of int
         """
         if self.kind == "sentencepiece":
             return self.backend.encode(word)
         return self.backend.encode(" " + word, add_special_tokens=False)
 
     def decode(self, ids) -> str:
-        """Text of ``ids``, specials dropped."""
+        """Text of ``ids``, specials dropped.
+
+        Arguments
+        ---------
+        ids : iterable of int
+            Token ids (a tensor works too).
+
+        Returns
+        -------
+        str
+        """
         ids = [int(i) for i in ids]
         if self.kind == "sentencepiece":
             specials = {self.bos_id, self.eos_id, self.pad_id}
@@ -222,7 +262,13 @@ class BackpackTokenizer:
         return self.backend.decode(ids, skip_special_tokens=True)
 
     def save_pretrained(self, save_dir):
-        """Write the tokenizer files into ``save_dir`` (created if needed)."""
+        """Write the tokenizer files into ``save_dir`` (created if needed).
+
+        Arguments
+        ---------
+        save_dir : str or Path
+            The folder; :meth:`from_pretrained` reads it back.
+        """
         save_dir = Path(save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
         if self.kind == "sentencepiece":
@@ -234,9 +280,21 @@ class BackpackTokenizer:
             self.backend.save_pretrained(save_dir)
 
     def __len__(self):
+        """Vocabulary size, specials included.
+
+        Returns
+        -------
+        int
+        """
         return self.vocab_size
 
     def __repr__(self):
+        """Kind, vocabulary size and source, e.g. for logs.
+
+        Returns
+        -------
+        str
+        """
         return (
             f"BackpackTokenizer(kind={self.kind!r}, "
             f"vocab_size={self.vocab_size}, source={self.source!r})"
@@ -306,6 +364,7 @@ def build_tokenizer(
 
 
 def _is_sentencepiece(backend):
+    """Whether ``backend`` is a SentencePiece processor."""
     try:
         import sentencepiece as spm
     except ImportError:  # pragma: no cover - installed with the package

@@ -120,7 +120,14 @@ class SynthesisResult:
 
 
 class _Event(ctypes.Structure):
-    # espeak_EVENT; the trailing union is 8 bytes (int / char* / char[8]).
+    """ctypes mirror of libespeak-ng's ``espeak_EVENT`` struct.
+
+    The synthesis callback receives an array of these, ended by an event
+    of type ``ESPEAK_EVENT_LIST_TERMINATED``; word events carry the
+    1-based character position of the word and its sample index.
+    """
+
+    # The trailing union is 8 bytes (int / char* / char[8]).
     _fields_ = [
         ("type", ctypes.c_int),
         ("unique_identifier", ctypes.c_uint),
@@ -134,7 +141,13 @@ class _Event(ctypes.Structure):
 
 
 class _Voice(ctypes.Structure):
-    # espeak_VOICE
+    """ctypes mirror of libespeak-ng's ``espeak_VOICE`` struct.
+
+    ``espeak_ListVoices`` returns a NULL-terminated array of pointers to
+    these; only ``languages`` is read, to learn which language codes have
+    a voice.
+    """
+
     _fields_ = [
         ("name", ctypes.c_char_p),
         ("languages", ctypes.c_void_p),
@@ -177,6 +190,22 @@ _SINK = None
 def _on_synth(wav, num_samples, events):
     # Called by eSpeak, in the calling thread (synchronous mode), with _LOCK
     # held by the caller; must not raise (ctypes would only print it).
+    """Collect one callback's samples and word events into ``_SINK``.
+
+    Arguments
+    ---------
+    wav : ctypes.POINTER(ctypes.c_short)
+        The chunk of int16 samples eSpeak just produced (may be NULL).
+    num_samples : int
+        Number of samples in ``wav``.
+    events : ctypes.POINTER(_Event)
+        The events of this chunk, ended by a list-terminated event.
+
+    Returns
+    -------
+    int
+        Always 0, which tells eSpeak to go on synthesising.
+    """
     sink = _SINK
     if sink is None:
         return 0
@@ -261,6 +290,13 @@ class _Library:
         self.languages = self._list_languages()
 
     def _list_languages(self):
+        """Collect the language codes of every voice eSpeak NG lists.
+
+        Returns
+        -------
+        set of str
+            Lower-case language codes, e.g. ``{"en", "en-us", "fr"}``.
+        """
         languages = set()
         voices = self.lib.espeak_ListVoices(None)
         i = 0
@@ -277,10 +313,42 @@ class _Library:
         return languages
 
     def variants(self):
+        """Names of the voice variants in the data folder's ``voices/!v``.
+
+        Returns
+        -------
+        set of str
+            Variant file names, e.g. ``{"f3", "m2", "klatt"}``.
+        """
         variant_dir = self.data_path / "voices" / "!v"
         return {p.name for p in variant_dir.iterdir() if p.is_file()}
 
     def synthesize(self, text, voice_name, rate, pitch, seed):
+        """Speak ``text`` through the library, under the global lock.
+
+        Arguments
+        ---------
+        text : str
+            Text to speak, without NUL characters.
+        voice_name : str
+            eSpeak voice name, ``language`` or ``language+variant``.
+        rate : int
+            Speaking rate in words per minute.
+        pitch : int
+            Base pitch, 0 to 100.
+        seed : int
+            Seed for eSpeak's and libc's noise generators (31 bits).
+
+        Returns
+        -------
+        samples : numpy.ndarray
+            int16 samples, [time].
+        sample_rate : int
+            Sampling rate of ``samples``.
+        events : list of tuple
+            ``(char_index, sample_index)`` per word event, the character
+            index 0-based in ``text``.
+        """
         global _SINK
         with _LOCK:
             if self.set_rand_seed is not None:
@@ -422,6 +490,20 @@ class _Program:
         self.languages = {code.lower() for code in self.languages}
 
     def _list(self, options, column):
+        """Run ``espeak-ng`` with ``options`` and read one column of its table.
+
+        Arguments
+        ---------
+        options : list of str
+            Command-line options, e.g. ``["--voices"]``.
+        column : int
+            0-based column of the voice table to collect.
+
+        Returns
+        -------
+        set of str
+            The values of that column, header row excluded.
+        """
         out = subprocess.run(
             [self.executable, *options],
             check=True,
@@ -433,6 +515,13 @@ class _Program:
         return {row[column] for row in rows if len(row) > column}
 
     def variants(self):
+        """Names of the voice variants that ``espeak-ng`` lists.
+
+        Returns
+        -------
+        set of str
+            Variant names, e.g. ``{"f3", "m2", "klatt"}``.
+        """
         files = self._list(["--voices=variant"], column=4)
         return {name.split("/")[-1] for name in files}
 
@@ -441,6 +530,31 @@ class _Program:
         # repeatability (and the program has no option for it).
         # The text goes through stdin so that text starting with "-" cannot
         # be parsed as an option.
+        """Speak ``text`` with one run of the ``espeak-ng`` program.
+
+        Arguments
+        ---------
+        text : str
+            Text to speak, sent through stdin.
+        voice_name : str
+            eSpeak voice name, ``language`` or ``language+variant``.
+        rate : int
+            Speaking rate in words per minute.
+        pitch : int
+            Base pitch, 0 to 100.
+        seed : int
+            Unused: each run is a fresh process, so equal calls already
+            give equal audio.
+
+        Returns
+        -------
+        samples : numpy.ndarray
+            int16 samples, [time].
+        sample_rate : int
+            Sampling rate of ``samples``.
+        events : list of tuple
+            Estimated ``(char_index, sample_index)`` word starts.
+        """
         completed = subprocess.run(
             [
                 self.executable,
@@ -613,11 +727,30 @@ class ESpeakSynthesizer:
         return sorted(self._engine.languages)
 
     def has_language(self, language):
-        """Whether eSpeak NG has a voice for ``language`` (e.g. ``"fa"``)."""
+        """Whether eSpeak NG has a voice for ``language`` (e.g. ``"fa"``).
+
+        Arguments
+        ---------
+        language : str
+            eSpeak language code, compared case-insensitively.
+
+        Returns
+        -------
+        bool
+            True if some voice speaks ``language``.
+        """
         return language.lower() in self._engine.languages
 
     def available_variants(self):
-        """Sorted names of the voice variants (e.g. ``"f3"``, ``"m2"``)."""
+        """Sorted names of the voice variants (e.g. ``"f3"``, ``"m2"``).
+
+        The list is read once and cached.
+
+        Returns
+        -------
+        list of str
+            Names accepted as ``voice_variant`` by :meth:`synthesize`.
+        """
         if self._variants is None:
             self._variants = self._engine.variants()
         return sorted(self._variants)

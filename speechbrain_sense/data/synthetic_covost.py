@@ -140,12 +140,40 @@ def parallel_sentences(language, sentences="builtin", seed=0):
 
 
 def _lines(path):
+    """Read a UTF-8 text file as its lines, line for line.
+
+    Splits at line feeds only (no universal newlines; a BOM is dropped),
+    so that the lines of two parallel files stay aligned even when a
+    sentence holds another line-break character.
+
+    Arguments
+    ---------
+    path : str or Path
+        The text file, one sentence per line.
+
+    Returns
+    -------
+    list of str
+        The lines, without their newlines or a final empty line.
+    """
     with open(path, encoding="utf-8-sig", newline="") as handle:
         lines = handle.read().split("\n")
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def _read_tsv(path):
+    """Read a Common Voice style TSV file (no quoting) into its rows.
+
+    Arguments
+    ---------
+    path : str or Path
+        The tab-separated file, with a header row.
+
+    Returns
+    -------
+    list of dict
+        One ``{column: value}`` dict per data row.
+    """
     with open(path, encoding="utf-8", newline="") as handle:
         return list(
             csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -240,7 +268,13 @@ def make_synthetic_covost(
 
 
 def main(argv=None):
-    """Command-line entry point; see ``--help``."""
+    """Command-line entry point; see ``--help``.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        The command-line arguments; ``sys.argv[1:]`` when None.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(

@@ -345,6 +345,22 @@ def _plan_utterances(num_sentences, per_language, fractions, rng, source):
 
 
 def _client_id(seed, locale, speaker):
+    """Make the stable, CV-like ``client_id`` of one synthetic speaker.
+
+    Arguments
+    ---------
+    seed : int
+        Seed of the data set, so that two data sets get distinct ids.
+    locale : str
+        Common Voice locale, e.g. ``"sv-SE"``.
+    speaker : SpeakerProfile
+        The speaker's voice configuration.
+
+    Returns
+    -------
+    str
+        64 hex digits, the SHA-256 of the seed, locale and voice.
+    """
     key = (
         f"synthetic-cv|{seed}|{locale}|{speaker.variant}|{speaker.rate}|"
         f"{speaker.pitch}"
@@ -353,6 +369,23 @@ def _client_id(seed, locale, speaker):
 
 
 def _espeak_language(tts, locale):
+    """Find the eSpeak NG language code that speaks a CV locale.
+
+    Tries the explicit mapping (``zh-CN`` -> ``cmn``), the locale itself,
+    then the locale without its region (``sv-SE`` -> ``sv``).
+
+    Arguments
+    ---------
+    tts : ESpeakSynthesizer
+        The synthesizer whose voices are looked up.
+    locale : str
+        Common Voice locale.
+
+    Returns
+    -------
+    str or None
+        The first candidate eSpeak has a voice for, None if there is none.
+    """
     for candidate in (
         _ESPEAK_LANGUAGE.get(locale),
         locale,
@@ -367,6 +400,18 @@ def _espeak_language(tts, locale):
 def _resampler(sample_rate):
     # The transform keeps its sinc kernel; building the kernel takes longer
     # than applying it to a sentence.
+    """Build (and cache) a resampler from ``sample_rate`` to 48 kHz.
+
+    Arguments
+    ---------
+    sample_rate : int
+        Sampling rate of the synthesised speech.
+
+    Returns
+    -------
+    torchaudio.transforms.Resample
+        Transform to ``CLIP_SAMPLE_RATE``, shared between calls.
+    """
     return torchaudio.transforms.Resample(sample_rate, CLIP_SAMPLE_RATE)
 
 
@@ -410,6 +455,18 @@ class _Mp3Writer:
         self.max_pending = max_pending
 
     def write(self, path, audio):
+        """Queue ``audio`` for encoding to an MP3 file at ``path``.
+
+        Blocks while ``max_pending`` clips already wait, so memory stays
+        bounded.
+
+        Arguments
+        ---------
+        path : str or Path
+            Destination MP3 file.
+        audio : numpy.ndarray
+            Mono float32 samples at ``CLIP_SAMPLE_RATE``, [time].
+        """
         while len(self.pending) >= self.max_pending:
             self.pending.popleft().result()
         self.pending.append(
@@ -424,9 +481,15 @@ class _Mp3Writer:
         )
 
     def __enter__(self):
+        """Enter the context; returns the writer itself."""
         return self
 
     def __exit__(self, *exc_info):
+        """Wait for all pending encodings, then shut the threads down.
+
+        An encoding error is re-raised here; an exception from the
+        ``with`` block propagates.
+        """
         try:
             # result() re-raises the first encoding error, if any.
             while self.pending:
@@ -487,12 +550,41 @@ def _resolve_sentences(languages, sentences):
 
 
 def _describe(source):
+    """Name a sentence source for an error message.
+
+    Arguments
+    ---------
+    source : str or os.PathLike or list of str
+        A sentence file path or a list of sentences.
+
+    Returns
+    -------
+    str
+        ``"file '<path>'"`` for a path, else ``"a sentence list"``.
+    """
     if isinstance(source, (str, os.PathLike)):
         return f"file {os.fspath(source)!r}"
     return "a sentence list"
 
 
 def _check_split(split):
+    """Validate the train/dev/test fractions.
+
+    Arguments
+    ---------
+    split : sequence of float
+        Three fractions, one per entry of ``SPLITS``.
+
+    Returns
+    -------
+    tuple of float
+        The fractions as floats.
+
+    Raises
+    ------
+    ValueError
+        If there are not three non-negative fractions summing to 1.
+    """
     split = tuple(float(value) for value in split)
     if len(split) != len(SPLITS) or any(v < 0 for v in split):
         raise ValueError(
@@ -719,6 +811,18 @@ def format_summary(summary):
 
 
 def _parse_sentence_options(values):
+    """Parse the repeated ``--sentences LANG=FILE`` command-line options.
+
+    Arguments
+    ---------
+    values : list of str or None
+        The option values, ``"LANG=FILE"`` each.
+
+    Returns
+    -------
+    dict
+        Language code -> sentence file path.
+    """
     sentences = {}
     for value in values or ():
         language, sep, path = value.partition("=")
@@ -731,6 +835,18 @@ def _parse_sentence_options(values):
 
 
 def _parse_split(value):
+    """Parse the ``--split`` option, e.g. ``"0.8,0.1,0.1"``.
+
+    Arguments
+    ---------
+    value : str
+        Three comma-separated fractions.
+
+    Returns
+    -------
+    tuple of float
+        The validated train/dev/test fractions.
+    """
     try:
         split = tuple(float(part) for part in value.split(","))
     except ValueError:

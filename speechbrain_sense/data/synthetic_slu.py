@@ -180,11 +180,30 @@ _WIZARD_LINES = [
 
 @dataclass
 class _Segment:
+    """One caller segment of a MEDIA turn, annotated by construction.
+
+    ``parts`` holds ``(concept, specif, text)`` triples (``"null"`` for
+    untagged words); ``start`` and ``end`` are the segment's times in the
+    dialogue's audio, in seconds, set once it is spoken.
+    """
+
     parts: list  # [(concept, specif, text)]
     start: float = 0.0
     end: float = 0.0
 
     def tagged(self, method):
+        """Write the segment as the tagged transcript the recipes expect.
+
+        Arguments
+        ---------
+        method : str
+            ``full`` tags with concept and specifier, else concept only.
+
+        Returns
+        -------
+        str
+            ``<concept> words >`` for each concept part, plain words else.
+        """
         tokens = []
         for concept, specif, text in self.parts:
             if concept == "null":
@@ -198,6 +217,13 @@ class _Segment:
 
 @dataclass
 class _Dialogue:
+    """One synthetic MEDIA dialogue, as written to the XML annotation.
+
+    ``turns`` holds ``(speaker, start, end, content)`` tuples: ``"wiz"``
+    turns carry their text, ``"spk"`` (caller) turns a list of
+    :class:`_Segment`.
+    """
+
     name: str
     channel: str
     speaker: str
@@ -205,6 +231,28 @@ class _Dialogue:
 
 
 def _render(tts, text, language, voice, seed, sample_rate):
+    """Speak ``text`` and resample it, peak-normalised to 0.5.
+
+    Arguments
+    ---------
+    tts : ESpeakSynthesizer
+        The synthesizer.
+    text : str
+        Text to speak.
+    language : str
+        eSpeak language code.
+    voice : tuple
+        ``(variant, rate, pitch)``, one of ``VOICES``.
+    seed : int
+        Seed of eSpeak's noise generators.
+    sample_rate : int
+        Sampling rate of the returned audio.
+
+    Returns
+    -------
+    numpy.ndarray
+        Mono float32 samples at ``sample_rate``, [time].
+    """
     variant, rate, pitch = voice
     result = tts.synthesize(
         text, language, voice_variant=variant, rate=rate, pitch=pitch, seed=seed
@@ -339,6 +387,21 @@ def make_synthetic_slue_voxpopuli(
 
 
 def _media_turn(rng, template):
+    """Fill a caller-turn template with randomly chosen phrases.
+
+    Arguments
+    ---------
+    rng : random.Random
+        Chooses one wording per concept phrase.
+    template : list of list of str
+        One list of keys per segment; a key of ``_MEDIA_PHRASES`` becomes
+        a tagged concept part, any other key is kept as untagged words.
+
+    Returns
+    -------
+    list of _Segment
+        The turn's segments, not yet timed.
+    """
     segments = []
     for keys in template:
         parts = []
@@ -353,11 +416,40 @@ def _media_turn(rng, template):
 
 
 def _transcription(text, sync=None):
+    """Write a MEDIA ``<transcription>`` element, XML-escaped.
+
+    Arguments
+    ---------
+    text : str
+        The words of the element.
+    sync : float, optional
+        Time in seconds of a leading ``<Sync>`` mark; none if None.
+
+    Returns
+    -------
+    str
+        The element as one line of XML.
+    """
     mark = f'<Sync time="{sync:.3f}"/>' if sync is not None else ""
     return f"<transcription>{mark}{escape(text)}</transcription>"
 
 
 def _dialogue_xml(dialogue):
+    """Write one dialogue as MEDIA's XML annotation.
+
+    Caller turns get two ``<semAnnotation>`` blocks, without and with
+    context, as the real release has; the recipes read the first.
+
+    Arguments
+    ---------
+    dialogue : _Dialogue
+        The dialogue, its turns timed.
+
+    Returns
+    -------
+    list of str
+        Lines of XML, from ``<dialogue>`` to ``</dialogue>``.
+    """
     lines = [
         f"<dialogue id={quoteattr(dialogue.name)} "
         f"nameSpk={quoteattr(dialogue.speaker)}>"

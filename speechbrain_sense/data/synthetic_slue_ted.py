@@ -57,6 +57,20 @@ NOISE_STD = 3e-4  # a quiet room, not digital silence
 
 
 def _capitalise(text):
+    """Upper-case the first character of ``text``, leaving the rest as is.
+
+    Unlike ``str.capitalize``, later capitals (names, acronyms) are kept.
+
+    Arguments
+    ---------
+    text : str
+        A sentence, possibly empty.
+
+    Returns
+    -------
+    str
+        ``text`` with its first character upper-cased.
+    """
     return text[:1].upper() + text[1:]
 
 

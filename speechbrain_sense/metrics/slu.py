@@ -193,6 +193,7 @@ def parse_tagged(text):
     label, value = None, []
 
     def close(closed):
+        """End the open span; ``closed`` says whether a ``>`` ended it."""
         spans.append(TaggedSpan(label, tuple(value), closed))
 
     for token in tokens:

@@ -31,6 +31,29 @@ ROUGE_MEASURES = ("fmeasure", "precision", "recall")
 
 
 def _check_pairs(hypotheses, references):
+    """Validate hypothesis/reference summaries before scoring.
+
+    Arguments
+    ---------
+    hypotheses : iterable of str
+        Generated summaries.
+    references : iterable of str
+        One reference summary per hypothesis.
+
+    Returns
+    -------
+    hypotheses : list of str
+        The hypotheses as a list.
+    references : list of str
+        The references as a list.
+
+    Raises
+    ------
+    ValueError
+        If the counts differ or there is nothing to score.
+    TypeError
+        If some text is not a str.
+    """
     hypotheses, references = list(hypotheses), list(references)
     if len(hypotheses) != len(references):
         raise ValueError(
@@ -242,6 +265,7 @@ class BERTScore:
             # bert-score encodes an empty text (an empty hypothesis) with
             # this method, which transformers 5 tokenizers no longer have.
             def special_tokens_only(ids):
+                """Ids of the empty text: specials only (never given tokens)."""
                 if ids:
                     raise NotImplementedError("only used for empty texts")
                 return tokenizer("", add_special_tokens=True)["input_ids"]

@@ -64,6 +64,17 @@ class ParallelPair:
 def normalize_sentence(text):
     """NFC, whitespace collapsed and stripped: the form used for matching.
 
+    Arguments
+    ---------
+    text : str
+        A sentence.
+
+    Returns
+    -------
+    str
+        ``text`` in Unicode NFC, runs of whitespace made one space, and
+        leading/trailing whitespace removed.
+
     Example
     -------
     >>> normalize_sentence("  Je  suis\\tla. ")

@@ -145,6 +145,13 @@ def save_model_files(model, out_dir):
 
 
 def _tokenizer_training_text():
+    """Tokenizer training text.
+
+    Returns
+    -------
+    bool
+        True if so.
+    """
     files = sorted(SENTENCE_DIR.glob("*.txt"))
     lines = []
     for path in files:

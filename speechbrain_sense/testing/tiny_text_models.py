@@ -31,6 +31,7 @@ from speechbrain_sense.testing.tiny_models import SENTENCE_DIR, save_model_files
 
 
 def _english_sentences():
+    """The built-in English sentences, blank lines dropped."""
     path = SENTENCE_DIR / "en.txt"
     lines = path.read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if line.strip()]

@@ -199,6 +199,7 @@ def prepare_parallel(
 
 
 def _read(root, files, fmt):
+    """Reads one corpus's sentence pairs in ``fmt``, checking the file list."""
     if fmt == "moses":
         if isinstance(files, str) or len(files) != 2:
             raise ValueError("the moses format needs [src_file, tgt_file]")
@@ -244,12 +245,14 @@ def _distinct_sides(pairs, size, dropped, reason):
 
 
 def _drop_overlaps(pairs, src, tgt, dropped, reason):
+    """Keeps pairs sharing no side with ``src``/``tgt``, counting the rest."""
     kept = [p for p in pairs if p["src"] not in src and p["tgt"] not in tgt]
     dropped[reason] += len(pairs) - len(kept)
     return kept
 
 
 def _write_lexicon(path, lexicon):
+    """Writes ``english<TAB>target<TAB>dice`` lines atomically."""
     tmp = path.with_suffix(".tmp")
     tmp.write_text(
         "".join(f"{e}\t{f}\t{dice:.4f}\n" for e, f, dice in lexicon),

@@ -61,6 +61,7 @@ def main_table(runs):
 
 def views_table(runs):
     """R@1 (en→fr / fr→en) of every sentence view, one row per run."""
+
     header = " | ".join(f"{view} view" for view in VIEWS)
     lines = [f"| run | {header} |", "|---" * (len(VIEWS) + 1) + "|"]
     for run in runs:

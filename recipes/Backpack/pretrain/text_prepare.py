@@ -240,6 +240,7 @@ def detokenize_wikitext(line):
 
 
 def _read_bitext(root, parallel_file, parallel_format):
+    """Reads the parallel corpus's sentence pairs, checking the file list."""
     if parallel_format == "moses":
         if isinstance(parallel_file, str) or len(parallel_file) != 2:
             raise ValueError(
@@ -254,6 +255,7 @@ def _read_bitext(root, parallel_file, parallel_format):
 
 
 def _read_lines(path):
+    """Lines of a UTF-8 text file; a clear error if it is missing."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"text file {path} not found")
     with open(path, encoding="utf-8") as f:
@@ -261,6 +263,7 @@ def _read_lines(path):
 
 
 def _write_text(path, lines):
+    """Writes one sentence per line atomically."""
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     os.replace(tmp, path)

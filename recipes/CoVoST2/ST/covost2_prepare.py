@@ -322,6 +322,7 @@ def _prepare_language(
     seen = {}
 
     def reject(split, reason, message):
+        """Raises on a bad row, or logs and counts it with ``skip_bad_rows``."""
         if not skip_bad_rows:
             raise CoVoSTFormatError(message)
         logger.warning(f"skipped: {message}")

@@ -391,6 +391,7 @@ class ClipDurations:
         return cls(prefix, numbers, seconds, others)
 
     def __len__(self):
+        """Number of clips with a known duration."""
         return len(self.numbers) + len(self.others)
 
     def get(self, clip, default=None):
@@ -427,6 +428,7 @@ def _read_clip_durations(lang_dir):
         return ClipDurations.from_lines(prefix, [])
 
     def lines(f):
+        """Yields ``(clip, seconds)`` per row; errors name the file and line."""
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         next(reader, None)
         for line, row in enumerate(reader, start=2):
@@ -468,6 +470,7 @@ def _prepare_split(
         }
 
     def reject(reason, message):
+        """Raises on a bad row, or logs and counts it with ``skip_bad_rows``."""
         if not skip_bad_rows:
             raise CommonVoiceFormatError(message)
         logger.warning(f"skipped: {message}")

@@ -193,6 +193,7 @@ def prepare_retrieval_manifest(
 
 
 def _find_fleurs_audio(lang_dir, split, file_name):
+    """The clip under the layouts FLEURS is shipped in, or None."""
     for candidate in (
         lang_dir / "audio" / split / file_name,
         lang_dir / split / file_name,
@@ -204,6 +205,7 @@ def _find_fleurs_audio(lang_dir, split, file_name):
 
 
 def _fleurs_rows(root, split, text_column):
+    """Manifest rows of a FLEURS tree (``<lang>/<split>.tsv``)."""
     if text_column not in ("raw_transcription", "transcription"):
         raise ValueError(
             f"text_column must be raw_transcription or transcription, not "
@@ -256,6 +258,7 @@ def _parallel_ids(lang):
 
 
 def _common_voice_rows(root, split, text_column):
+    """Manifest rows of a CV-layout tree with parallel sentence ids."""
     rows = []
     for tsv in sorted(root.glob(f"*/{split}.tsv")):
         lang = tsv.parent.name
@@ -282,6 +285,7 @@ def _common_voice_rows(root, split, text_column):
 
 
 def _flat_rows(root, split, text_column):
+    """Manifest rows of a flat folder of ``<id>.txt`` + audio pairs."""
     rows = []
     for txt in sorted(root.glob("*.txt")):
         audio = next(

@@ -225,6 +225,7 @@ def _prepare_split(root, split, target, min_dur, max_dur, skip_bad_rows):
     kept = []
 
     def reject(reason, message):
+        """Raises on a bad row, or logs and counts it with ``skip_bad_rows``."""
         if not skip_bad_rows:
             raise SlueTedFormatError(message)
         logger.warning(f"skipped: {message}")

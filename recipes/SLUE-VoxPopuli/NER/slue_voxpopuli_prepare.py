@@ -279,6 +279,7 @@ def tag_transcript(text, spans, where):
 
 
 def _find_audio(data_folder, source, utt_id):
+    """The utterance's audio file under any supported suffix, or None."""
     for suffix in AUDIO_SUFFIXES:
         path = data_folder / source / f"{utt_id}{suffix}"
         if path.is_file():
@@ -287,6 +288,7 @@ def _find_audio(data_folder, source, utt_id):
 
 
 def _prepare_split(data_folder, source, max_duration, skip_bad_rows):
+    """Reads one split's TSV into manifest rows and drop counts."""
     tsv = data_folder / SPLIT_FILES[source]
     if not tsv.is_file():
         hint = (
@@ -299,6 +301,7 @@ def _prepare_split(data_folder, source, max_duration, skip_bad_rows):
     rows = []
 
     def reject(reason, message):
+        """Raises on a bad row, or logs and counts it with ``skip_bad_rows``."""
         if not skip_bad_rows:
             raise SlueFormatError(message)
         logger.warning(f"skipped: {message}")

@@ -366,6 +366,7 @@ def _dialogue_rows(
     rows,
     dropped,
 ):
+    """Manifest rows of one dialogue's user turns, cut from its channel."""
     name = dialogue["id"]
     wav = wavs.get(name)
     if name not in channels:
