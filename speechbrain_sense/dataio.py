@@ -18,16 +18,17 @@ from speechbrain_sense.w2v_bert import W2VBertFeatures
 SPLITS = ("train", "dev", "test")
 
 
-def manifest_datasets(hparams, splits=SPLITS):
+def manifest_datasets(csv_files, data_folder):
     """One ``DynamicItemDataset`` per prepared split.
 
     Arguments
     ---------
-    hparams : dict
-        Needs ``<split>_csv`` for each split and ``data_folder`` (the value
-        of ``$data_root`` in the manifests' path columns).
-    splits : tuple of str
-        The splits to read.
+    csv_files : dict
+        Split name -> path of that split's CSV manifest; one dataset is
+        made per entry.
+    data_folder : str or Path
+        The corpus folder: the value of ``$data_root`` in the manifests'
+        path columns.
 
     Returns
     -------
@@ -42,20 +43,17 @@ def manifest_datasets(hparams, splits=SPLITS):
     >>> _ = (folder / "dev.csv").write_text(
     ...     "ID,wav,text\\na,$data_root/a.wav,costs 5$\\n"
     ... )
-    >>> data = manifest_datasets(
-    ...     {"dev_csv": folder / "dev.csv", "data_folder": "/corpus"},
-    ...     splits=("dev",),
-    ... )
+    >>> data = manifest_datasets({"dev": folder / "dev.csv"}, "/corpus")
     >>> data["dev"].data["a"]["wav"], data["dev"].data["a"]["text"]
     ('/corpus/a.wav', 'costs 5$')
     """
-    data_root = {"data_root": str(hparams["data_folder"])}
+    data_root = {"data_root": str(data_folder)}
     # Not DynamicItemDataset.from_csv: it would rewrite "$" in the text.
     return {
         split: sb.dataio.dataset.DynamicItemDataset(
-            read_manifest(hparams[f"{split}_csv"], data_root)
+            read_manifest(csv_file, data_root)
         )
-        for split in splits
+        for split, csv_file in csv_files.items()
     }
 
 
@@ -94,6 +92,20 @@ def audio_feature_pipeline(
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("features", "num_frames")
     def audio_pipeline(wav):
+        """Compute the w2v-BERT features of one audio file.
+
+        Arguments
+        ---------
+        wav : str
+            Path of the audio file.
+
+        Yields
+        ------
+        features : torch.Tensor
+            Feature matrix, [frames, 160].
+        num_frames : int
+            Number of feature frames.
+        """
         frames = memory_cache.get(wav) if memory_cache is not None else None
         if frames is None:
             frames = features(load_audio(wav, sample_rate))

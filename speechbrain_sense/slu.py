@@ -302,6 +302,18 @@ def load_segment(path, start=None, stop=None, channel=None, sample_rate=16000):
 
 
 def _optional_float(value):
+    """Read a manifest's optional number: None for an empty field.
+
+    Arguments
+    ---------
+    value : str or float or None
+        A ``start``/``stop`` field of a manifest row.
+
+    Returns
+    -------
+    float or None
+        The value as a float, None when it is empty or None.
+    """
     return float(value) if value not in (None, "") else None
 
 
@@ -419,14 +431,48 @@ class TaggedCTCBrain(sb.Brain):
     }
 
     def compute_forward(self, batch, stage):
-        """Encoder frames -> adaptor -> CTC log-probabilities."""
+        """Encoder frames -> adaptor -> CTC log-probabilities.
+
+        Arguments
+        ---------
+        batch : PaddedBatch
+            Needs ``features`` and ``num_frames``.
+        stage : sb.Stage
+            The current stage (unused).
+
+        Returns
+        -------
+        log_probs : torch.Tensor
+            CTC log-probabilities, [batch, frames, labels].
+        counts : torch.Tensor
+            Real output frames of each utterance, [batch].
+        """
         batch = batch.to(self.device)
         features, _ = batch.features
         frames, counts = self.modules.encoder(features, batch.num_frames)
         return self.modules.head(frames, counts)
 
     def compute_objectives(self, predictions, batch, stage):
-        """CTC loss with exact lengths; greedy decoding and scoring."""
+        """CTC loss with exact lengths; greedy decoding and scoring.
+
+        Outside training, the greedy CTC hypotheses are decoded to tagged
+        transcripts and added to ``slu_stats``.
+
+        Arguments
+        ---------
+        predictions : tuple
+            ``(log_probs, counts)`` from :meth:`compute_forward`.
+        batch : PaddedBatch
+            Needs ``id``, ``units_encoded``, ``num_units``,
+            ``min_frames`` and ``tagged``.
+        stage : sb.Stage
+            The current stage.
+
+        Returns
+        -------
+        torch.Tensor
+            The mean CTC loss, a scalar.
+        """
         log_probs, counts = predictions
         blank_index = self.label_encoder.get_blank_index()
         targets, _ = batch.units_encoded
@@ -481,11 +527,29 @@ class TaggedCTCBrain(sb.Brain):
                 self.checkpointer.add_recoverable(name, optimizer)
 
     def on_stage_start(self, stage, epoch=None):
-        """Fresh metric accumulators."""
+        """Fresh metric accumulators.
+
+        Arguments
+        ---------
+        stage : sb.Stage
+            The stage starting (unused).
+        epoch : int, optional
+            The current epoch (unused).
+        """
         self.slu_stats = TaggedTranscriptStats()
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
-        """Metrics, reports, LR annealing and checkpointing."""
+        """Metrics, reports, LR annealing and checkpointing.
+
+        Arguments
+        ---------
+        stage : sb.Stage
+            The stage ending.
+        stage_loss : float
+            Average loss of the stage.
+        epoch : int, optional
+            The current epoch.
+        """
         stats = {"loss": stage_loss}
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
@@ -601,7 +665,14 @@ def write_slu_reports(stats, summary, metric_names, output_folder, split):
             stats.write_alignments(f, unit)
 
 
-def dataio_prepare(hparams):
+def dataio_prepare(
+    csv_files,
+    data_folder,
+    label_encoder_file,
+    encoder_source,
+    sample_rate,
+    sorting,
+):
     """Datasets of the three prepared splits and the label encoder.
 
     Manifests need ``ID, duration, wav, start, stop, channel, tagged``
@@ -610,10 +681,22 @@ def dataio_prepare(hparams):
 
     Arguments
     ---------
-    hparams : dict
-        Needs ``train_csv``, ``dev_csv``, ``test_csv``, ``data_folder``,
-        ``encoder_source``, ``sample_rate``, ``sorting`` and
-        ``label_encoder_file`` (written by :func:`prepare_label_encoder`).
+    csv_files : dict
+        Split name -> CSV manifest path; needs ``"train"``, ``"dev"`` and
+        ``"test"``.
+    data_folder : str or Path
+        The corpus folder, the value of ``$data_root`` in the manifests.
+    label_encoder_file : str or Path
+        The saved label encoder (written by
+        :func:`prepare_label_encoder`).
+    encoder_source : str
+        The w2v-BERT / SENSE model directory or hub id, for its feature
+        extractor's settings.
+    sample_rate : int
+        Rate the audio is resampled to.
+    sorting : str
+        Order of the training set: ``"random"``, ``"ascending"`` or
+        ``"descending"`` duration. Dev and test are always ascending.
 
     Returns
     -------
@@ -621,16 +704,33 @@ def dataio_prepare(hparams):
         ``{"train", "dev", "test"}`` ``DynamicItemDataset``s.
     label_encoder : CTCTextEncoder
     """
-    datasets = manifest_datasets(hparams)
-    label_encoder = load_label_encoder(hparams["label_encoder_file"])
-    features = W2VBertFeatures(
-        hparams["encoder_source"], sample_rate=hparams["sample_rate"]
-    )
-    sample_rate = hparams["sample_rate"]
+    datasets = manifest_datasets(csv_files, data_folder)
+    label_encoder = load_label_encoder(label_encoder_file)
+    features = W2VBertFeatures(encoder_source, sample_rate=sample_rate)
 
     @sb.utils.data_pipeline.takes("wav", "start", "stop", "channel")
     @sb.utils.data_pipeline.provides("features", "num_frames")
     def audio_pipeline(wav, start, stop, channel):
+        """Load one utterance's segment and compute its w2v-BERT features.
+
+        Arguments
+        ---------
+        wav : str
+            Path of the audio file.
+        start : str or float or None
+            Segment start in seconds; empty for the file's start.
+        stop : str or float or None
+            Segment end in seconds; empty for the file's end.
+        channel : str or int or None
+            Channel to keep; empty to mix the channels to mono.
+
+        Yields
+        ------
+        features : torch.Tensor
+            Feature matrix, [frames, 160].
+        num_frames : int
+            Number of feature frames.
+        """
         waveform = load_segment(
             wav,
             _optional_float(start),
@@ -645,6 +745,22 @@ def dataio_prepare(hparams):
     @sb.utils.data_pipeline.takes("tagged")
     @sb.utils.data_pipeline.provides("units_encoded", "num_units", "min_frames")
     def text_pipeline(tagged):
+        """Encode one tagged transcript as CTC targets.
+
+        Arguments
+        ---------
+        tagged : str
+            Tagged transcript, e.g. ``"i met <PERSON> jo >"``.
+
+        Yields
+        ------
+        units_encoded : torch.Tensor
+            Label indices of the units, [units].
+        num_units : int
+            Number of units.
+        min_frames : int
+            Fewest encoder frames a CTC alignment of the units needs.
+        """
         units = text_to_units(tagged)
         yield label_encoder.encode_sequence_torch(units)
         yield len(units)
@@ -656,7 +772,6 @@ def dataio_prepare(hparams):
         dataset.add_dynamic_item(audio_pipeline)
         dataset.add_dynamic_item(text_pipeline)
         dataset.set_output_keys(keys)
-    sorting = hparams["sorting"]
     if sorting not in ("random", "ascending", "descending"):
         raise ValueError(
             f"sorting must be random, ascending or descending, not {sorting!r}"
@@ -672,7 +787,13 @@ def dataio_prepare(hparams):
 
 
 def log_vocabulary(label_encoder):
-    """Logs the label inventory (tags listed, characters counted)."""
+    """Logs the label inventory (tags listed, characters counted).
+
+    Arguments
+    ---------
+    label_encoder : CTCTextEncoder
+        The encoder of :func:`load_label_encoder`.
+    """
     labels = [label_encoder.ind2lab[i] for i in range(len(label_encoder))]
     tags = [label for label in labels if is_tag(label)]
     special = {BLANK, UNKNOWN, TAG_CLOSE, WORD_SEPARATOR}

@@ -1,0 +1,1 @@
+"""Tiny random models and hub stand-ins for tests, demos and benches."""

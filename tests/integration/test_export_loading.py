@@ -105,7 +105,7 @@ def test_recipe_checkpoint_exports_and_loads_in_a_fresh_process(tmp_path):
     assert emb.shape == (3, 1, 512)
 
     # The training code path: per-utterance features, SenseStudent.
-    encoder_dir = str(out / "tiny_w2v_bert")
+    encoder_dir = str(out / "tiny_w2v_bert_32d")
     student = SenseStudent(
         SenseW2VBert(encoder_dir, encoder_dir),
         SenseEmbeddingHead(32, 512, activation="tanh"),

@@ -113,7 +113,7 @@ def test_slue_ner_two_epochs(slue_corpus, sense_model_dir, tmp_path):
     assert "Going into epoch 1" in log and "Going into epoch 2" in log
     assert (
         "ensure_tiny_w2v_bert" not in log
-        and not (out / "tiny_w2v_bert").exists()
+        and not (out / "tiny_w2v_bert_32d").exists()
     )
     train_log = (out / "train_log.txt").read_text()
     assert "epoch: 2" in train_log and "valid NEER" in train_log

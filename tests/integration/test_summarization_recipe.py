@@ -143,7 +143,7 @@ def test_recipe_trains_decodes_and_scores(slue_ted, sense_model_dir, tmp_path):
     assert metrics["summaries"] == 1
     assert {"rouge1", "rouge2", "rougeL", "bertscore_f1"} <= set(metrics)
     assert settings["bertscore"] == (
-        f"BERTScore F1 ({out / 'tiny_bert'}, layer 2, not rescaled)"
+        f"BERTScore F1 ({out / 'tiny_bert_32d'}, layer 2, not rescaled)"
     )
     assert "Porter stemming" in settings["rouge"]
     assert "beam 3" in settings["decoding"]
@@ -158,7 +158,7 @@ def test_recipe_trains_decodes_and_scores(slue_ted, sense_model_dir, tmp_path):
     rouge = rouge_scores(hyps, refs, use_stemmer=True)
     for name in ("rouge1", "rouge2", "rougeL"):
         assert metrics[name] == pytest.approx(rouge[name])
-    bertscore = BERTScore(out / "tiny_bert", num_layers=2, device="cpu")
+    bertscore = BERTScore(out / "tiny_bert_32d", num_layers=2, device="cpu")
     assert metrics["bertscore_f1"] == pytest.approx(
         bertscore(hyps, refs)["bertscore_f1"], abs=1e-4
     )

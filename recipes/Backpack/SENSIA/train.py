@@ -67,6 +67,20 @@ logger = get_logger(__name__)
 
 VIEWS = ("context", "sense", "mean")
 ALIGNMENTS = ("sensia", "dense", "none")
+# The keys each alignment reads (the LM-only baseline reads none of them).
+CURRICULUM_KEYS = (
+    "symmetric",
+    "curriculum_phases",
+    "align_weights",
+    "joint_weights",
+    "polish_weights",
+)
+ALIGNMENT_KEYS = {
+    "sensia": CURRICULUM_KEYS
+    + ("context_temperature", "sense_temperature", "freeze_senses_in_polish"),
+    "dense": CURRICULUM_KEYS + ("dense_temperature",),
+    "none": (),
+}
 
 
 class SENSIABrain(sb.Brain):
@@ -82,6 +96,7 @@ class SENSIABrain(sb.Brain):
         return {side: self._encode(batch, side) for side in sides}
 
     def _encode(self, batch, side):
+        """Sense and context views of the batch's ``src`` or ``tgt`` side."""
         ids, lengths = getattr(batch, f"{side}_tokens")  # [B, T]
         mask = lengths_to_mask(lengths, ids.shape[1])
         output = self.modules.model(
@@ -108,25 +123,25 @@ class SENSIABrain(sb.Brain):
         alignment = self.hparams.alignment
         if alignment != "none":
             src = predictions["src"]
-            symmetric = self.hparams.symmetric
+            symmetric = getattr(self.hparams, "symmetric", None)
             if alignment == "sensia":
                 losses["context"] = info_nce(
                     src["context"],
                     tgt["context"],
-                    self.hparams.context_temperature,
+                    getattr(self.hparams, "context_temperature", None),
                     symmetric,
                 )
                 losses["sense"] = info_nce(
                     src["sense"],
                     tgt["sense"],
-                    self.hparams.sense_temperature,
+                    getattr(self.hparams, "sense_temperature", None),
                     symmetric,
                 )
             else:
                 losses["dense"] = info_nce(
                     src["mean"],
                     tgt["mean"],
-                    self.hparams.dense_temperature,
+                    getattr(self.hparams, "dense_temperature", None),
                     symmetric,
                 )
         weights = self.loss_weights()
@@ -170,10 +185,10 @@ class SENSIABrain(sb.Brain):
             return {"lm": 1.0}
         weights = curriculum_weights(
             self.progress,
-            phases=tuple(self.hparams.curriculum_phases),
-            align=self.hparams.align_weights,
-            joint=self.hparams.joint_weights,
-            polish=self.hparams.polish_weights,
+            phases=tuple(getattr(self.hparams, "curriculum_phases", None)),
+            align=getattr(self.hparams, "align_weights", None),
+            joint=getattr(self.hparams, "joint_weights", None),
+            polish=getattr(self.hparams, "polish_weights", None),
         )
         if alignment == "dense":
             # One dense view takes the weight of SENSIA's two, so that the
@@ -193,10 +208,12 @@ class SENSIABrain(sb.Brain):
         for group in self.optimizer.param_groups:
             group["lr"] = self.hparams.lr * scale
         if self.hparams.alignment == "sensia":
-            polish_start = sum(self.hparams.curriculum_phases[:2])
-            frozen = self.hparams.freeze_senses_in_polish and (
-                progress >= polish_start
-            )
+            # Keys of the alignment variants are read with getattr: the
+            # LM-only yaml has none of them, and main() has checked that
+            # this variant's yaml defines all of them.
+            phases = getattr(self.hparams, "curriculum_phases", None)
+            freeze = getattr(self.hparams, "freeze_senses_in_polish", None)
+            frozen = freeze and progress >= sum(phases[:2])
             # Parameters without gradients are skipped by AdamW (weight
             # decay included), so the senses stay exactly as they are.
             for p in self._model().sense_network.parameters():
@@ -253,10 +270,12 @@ class SENSIABrain(sb.Brain):
         return f"{src}2{tgt}" if key == "src2tgt" else f"{tgt}2{src}"
 
     def _model(self):
+        """The Backpack itself, unwrapped from DDP."""
         model = self.modules.model
         return getattr(model, "module", model)  # DDP
 
     def _reset_running(self):
+        """Reset running."""
         self.running = dict.fromkeys(
             ["lm", "context", "sense", "dense", "entropy", "batches"], 0.0
         )
@@ -346,6 +365,29 @@ class SENSIABrain(sb.Brain):
         }
 
 
+def manifest_files(hparams, splits=("train", "dev", "test")):
+    """The manifest CSV file of each split.
+
+    Arguments
+    ---------
+    hparams : dict
+        The hyperparameters (``train_csv``, ``dev_csv``, ``test_csv``).
+    splits : sequence of str
+        The splits wanted, in order.
+
+    Returns
+    -------
+    dict
+        Split name -> manifest CSV file.
+    """
+    files = {
+        "train": hparams["train_csv"],
+        "dev": hparams["dev_csv"],
+        "test": hparams["test_csv"],
+    }
+    return {split: files[split] for split in splits}
+
+
 def dataio_prepare(hparams, tokenizer):
     """Datasets of the three splits: ``[bos] sentence [eos]`` ids per side."""
     max_length = hparams["max_length"]
@@ -353,18 +395,18 @@ def dataio_prepare(hparams, tokenizer):
     @sb.utils.data_pipeline.takes("src")
     @sb.utils.data_pipeline.provides("src_tokens")
     def src_pipeline(src):
+        """English sentence -> ``bos ... eos`` token ids."""
         return torch.LongTensor(tokenizer.encode_sentence(src, max_length))
 
     @sb.utils.data_pipeline.takes("tgt")
     @sb.utils.data_pipeline.provides("tgt_tokens")
     def tgt_pipeline(tgt):
+        """Target-language sentence -> ``bos ... eos`` token ids."""
         return torch.LongTensor(tokenizer.encode_sentence(tgt, max_length))
 
     datasets = {}
-    for split in ("train", "dev", "test"):
-        dataset = sb.dataio.dataset.DynamicItemDataset(
-            read_manifest(hparams[f"{split}_csv"])
-        )
+    for split, csv_file in manifest_files(hparams).items():
+        dataset = sb.dataio.dataset.DynamicItemDataset(read_manifest(csv_file))
         dataset.add_dynamic_item(src_pipeline)
         dataset.add_dynamic_item(tgt_pipeline)
         dataset.set_output_keys(["id", "src_tokens", "tgt_tokens"])
@@ -407,6 +449,13 @@ if __name__ == "__main__":
         hparams = load_hyperpyyaml(fin, overrides)
     if hparams["alignment"] not in ALIGNMENTS:
         raise ValueError(f"alignment must be one of {ALIGNMENTS}")
+    missing = sorted(
+        set(ALIGNMENT_KEYS[hparams["alignment"]]).difference(hparams)
+    )
+    if missing:
+        raise ValueError(
+            f"{hparams_file}: alignment: {hparams['alignment']} needs {missing}"
+        )
     if hparams["retrieval_view"] not in VIEWS:
         raise ValueError(f"retrieval_view must be one of {VIEWS}")
 

@@ -110,6 +110,29 @@ class BackpackLMBrain(sb.Brain):
             self.test_stats = stats
 
 
+def manifest_files(hparams, splits=("train", "dev", "test")):
+    """The manifest CSV file of each split.
+
+    Arguments
+    ---------
+    hparams : dict
+        The hyperparameters (``train_csv``, ``dev_csv``, ``test_csv``).
+    splits : sequence of str
+        The splits wanted, in order.
+
+    Returns
+    -------
+    dict
+        Split name -> manifest CSV file.
+    """
+    files = {
+        "train": hparams["train_csv"],
+        "dev": hparams["dev_csv"],
+        "test": hparams["test_csv"],
+    }
+    return {split: files[split] for split in splits}
+
+
 def dataio_prepare(hparams, tokenizer):
     """Packed-block datasets of the three splits.
 
@@ -118,10 +141,10 @@ def dataio_prepare(hparams, tokenizer):
     is dropped), so batches carry no padding.
     """
     datasets = {}
-    for split in ("train", "dev", "test"):
+    for split, csv_file in manifest_files(hparams).items():
         frames = (
             tokenizer.encode_sentence(row["text"])
-            for row in read_manifest(hparams[f"{split}_csv"]).values()
+            for row in read_manifest(csv_file).values()
         )
         blocks = pack_blocks(frames, hparams["block_size"])  # [N, block_size]
         if len(blocks) == 0:
@@ -142,9 +165,12 @@ def dataio_prepare(hparams, tokenizer):
 
 
 def _block_pipeline(blocks):
+    """Dynamic-item pipeline mapping a block index to its token ids."""
+
     @sb.utils.data_pipeline.takes("block")
     @sb.utils.data_pipeline.provides("tokens")
     def block_pipeline(block):
+        """Token ids of block ``block``."""
         return blocks[block]
 
     return block_pipeline

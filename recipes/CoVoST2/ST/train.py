@@ -267,6 +267,29 @@ def write_translation_report(
     return table
 
 
+def manifest_files(hparams, splits=("train", "dev", "test")):
+    """The manifest CSV file of each split.
+
+    Arguments
+    ---------
+    hparams : dict
+        The hyperparameters (``train_csv``, ``dev_csv``, ``test_csv``).
+    splits : sequence of str
+        The splits wanted, in order.
+
+    Returns
+    -------
+    dict
+        Split name -> manifest CSV file.
+    """
+    files = {
+        "train": hparams["train_csv"],
+        "dev": hparams["dev_csv"],
+        "test": hparams["test_csv"],
+    }
+    return {split: files[split] for split in splits}
+
+
 def dataio_prepare(hparams):
     """Datasets and duration-batched data loaders of the three splits.
 
@@ -274,7 +297,9 @@ def dataio_prepare(hparams):
     in the DataLoader workers; the translations are tokenised by the
     decoder, per batch.
     """
-    datasets = manifest_datasets(hparams)
+    datasets = manifest_datasets(
+        manifest_files(hparams), hparams["data_folder"]
+    )
     audio_pipeline = audio_feature_pipeline(
         hparams["encoder_source"],
         sample_rate=hparams["sample_rate"],
@@ -289,13 +314,16 @@ def dataio_prepare(hparams):
         )
 
     options = loader_options(hparams["dataloader_options"])
+    samplers = {
+        "train": hparams["train_sampler"],
+        "dev": hparams["eval_sampler"],
+        "test": hparams["eval_sampler"],
+    }
     loaders = {}
     for split, dataset in datasets.items():
         rows = dataset.data
         durations = [float(rows[i]["duration"]) for i in dataset.data_ids]
-        sampler_class = hparams[
-            "train_sampler" if split == "train" else "eval_sampler"
-        ]
+        sampler_class = samplers[split]
         loaders[split] = make_dataloader(
             dataset,
             batch_sampler=sampler_class(durations, None),

@@ -188,7 +188,7 @@ class SENSEBrain(sb.Brain):
         embeddings = torch.stack([seen[i][0] for i in ids])
         sentences = [seen[i][1] for i in ids]
         languages = [seen[i][2] for i in ids]
-        cache = self.hparams.teacher_cache
+        cache = self.teacher_cache
         keys = {text: cache[text] for text in set(sentences)}
         metrics = speech_to_text_recall(
             embeddings, keys, sentences, languages, ks=(1, 5, 10)
@@ -243,6 +243,29 @@ def write_metric_tables(metrics, output_folder, name):
     return table
 
 
+def manifest_files(hparams, splits=("train", "dev", "test")):
+    """The manifest CSV file of each split.
+
+    Arguments
+    ---------
+    hparams : dict
+        The hyperparameters (``train_csv``, ``dev_csv``, ``test_csv``).
+    splits : sequence of str
+        The splits wanted, in order.
+
+    Returns
+    -------
+    dict
+        Split name -> manifest CSV file.
+    """
+    files = {
+        "train": hparams["train_csv"],
+        "dev": hparams["dev_csv"],
+        "test": hparams["test_csv"],
+    }
+    return {split: files[split] for split in splits}
+
+
 def prepared_splits(hparams):
     """The splits whose manifests hold utterances (train and dev must).
 
@@ -250,13 +273,13 @@ def prepared_splits(hparams):
     tested; without dev data there is no model selection.
     """
     splits = []
-    for split in ("train", "dev", "test"):
-        with open(hparams[f"{split}_csv"], encoding="utf-8") as f:
+    for split, csv_file in manifest_files(hparams).items():
+        with open(csv_file, encoding="utf-8") as f:
             if sum(1 for _ in zip(range(2), f)) > 1:
                 splits.append(split)
             elif split != "test":
                 raise ValueError(
-                    f"{hparams[f'{split}_csv']} holds no utterance: the "
+                    f"{csv_file} holds no utterance: the "
                     f"recipe needs {split} data (see prepare_report.json)"
                 )
             else:
@@ -273,7 +296,9 @@ def dataio_prepare(hparams, teacher_cache, splits=("train", "dev", "test")):
     Audio decoding, 16 kHz resampling and w2v-BERT feature extraction run
     in the DataLoader workers; the teacher target is a cache lookup.
     """
-    datasets = manifest_datasets(hparams, splits)
+    datasets = manifest_datasets(
+        manifest_files(hparams, splits), hparams["data_folder"]
+    )
     audio_pipeline = audio_feature_pipeline(
         hparams["encoder_source"],
         sample_rate=hparams["sample_rate"],
@@ -284,6 +309,7 @@ def dataio_prepare(hparams, teacher_cache, splits=("train", "dev", "test")):
     @sb.utils.data_pipeline.takes("sentence")
     @sb.utils.data_pipeline.provides("teacher_embedding")
     def teacher_pipeline(sentence):
+        """The cached teacher embedding of the transcript."""
         return teacher_cache[sentence]
 
     keys = ["id", "features", "num_frames", "teacher_embedding"]
@@ -329,6 +355,7 @@ class TeacherTargets:
         self.cache = cache
 
     def __call__(self, sample):
+        """Adds the cached teacher embedding of the sample's sentence."""
         return {"teacher_embedding": self.cache[sample["sentence"]]}
 
 
@@ -341,7 +368,7 @@ def shards_prepare(hparams, splits):
     if (Path(hparams["shards_folder"]) / INDEX_FILE).is_file():
         return
     build_shards(
-        {split: hparams[f"{split}_csv"] for split in splits},
+        manifest_files(hparams, splits),
         hparams["shards_folder"],
         hparams["encoder_source"],
         data_root=hparams["data_folder"],
@@ -372,7 +399,7 @@ def stream_prepare(hparams, teacher_cache, splits=("train", "dev", "test")):
     )
     check_manifests(
         hparams["shards_folder"],
-        {split: hparams[f"{split}_csv"] for split in splits},
+        manifest_files(hparams, splits),
     )
     options = loader_options(hparams["dataloader_options"])
     common = {
@@ -422,8 +449,8 @@ def build_teacher_cache(hparams):
         dtype=hparams["teacher_cache_dtype"],
     )
     texts = []
-    for split in ("train", "dev", "test"):
-        manifest = read_manifest(hparams[f"{split}_csv"], path_columns=())
+    for csv_file in manifest_files(hparams).values():
+        manifest = read_manifest(csv_file, path_columns=())
         texts.extend(row["sentence"] for row in manifest.values())
     cache.build(
         texts, batch_size=hparams["teacher_batch_size"], device=local_device()
@@ -482,7 +509,6 @@ if __name__ == "__main__":
         run_on_main(shards_prepare, args=[hparams, splits])
 
     teacher_cache = build_teacher_cache(hparams)
-    hparams["teacher_cache"] = teacher_cache
     if hparams["data_format"] == "shards":
         loaders, train_sampler = stream_prepare(hparams, teacher_cache, splits)
     else:
@@ -497,6 +523,7 @@ if __name__ == "__main__":
     # Brain.fit calls train_sampler.set_epoch(epoch) every epoch (with or
     # without DDP); the sampler or stream re-draws from it.
     brain.train_sampler = train_sampler
+    brain.teacher_cache = teacher_cache
     brain.fit(
         brain.hparams.epoch_counter,
         loaders["train"],

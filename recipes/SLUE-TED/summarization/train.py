@@ -228,6 +228,29 @@ def describe_decoding(decoder):
     )
 
 
+def manifest_files(hparams, splits=("train", "dev", "test")):
+    """The manifest CSV file of each split.
+
+    Arguments
+    ---------
+    hparams : dict
+        The hyperparameters (``train_csv``, ``dev_csv``, ``test_csv``).
+    splits : sequence of str
+        The splits wanted, in order.
+
+    Returns
+    -------
+    dict
+        Split name -> manifest CSV file.
+    """
+    files = {
+        "train": hparams["train_csv"],
+        "dev": hparams["dev_csv"],
+        "test": hparams["test_csv"],
+    }
+    return {split: files[split] for split in splits}
+
+
 def dataio_prepare(hparams):
     """Datasets of the three splits; features are computed in workers."""
     # [T, 160] features of the whole talk; windows are cut from them on
@@ -237,7 +260,9 @@ def dataio_prepare(hparams):
         sample_rate=hparams["sample_rate"],
         cache_dir=hparams["pretrained_cache"],
     )
-    datasets = manifest_datasets(hparams)
+    datasets = manifest_datasets(
+        manifest_files(hparams), hparams["data_folder"]
+    )
     for split, dataset in datasets.items():
         dataset.add_dynamic_item(audio_pipeline)
         dataset.set_output_keys(["id", "features", "num_frames", "summary"])

@@ -97,7 +97,18 @@ if __name__ == "__main__":
         prepare_label_encoder,
         args=[hparams["train_csv"], hparams["label_encoder_file"]],
     )
-    datasets, label_encoder = dataio_prepare(hparams)
+    datasets, label_encoder = dataio_prepare(
+        {
+            "train": hparams["train_csv"],
+            "dev": hparams["dev_csv"],
+            "test": hparams["test_csv"],
+        },
+        data_folder=hparams["data_folder"],
+        label_encoder_file=hparams["label_encoder_file"],
+        encoder_source=hparams["encoder_source"],
+        sample_rate=hparams["sample_rate"],
+        sorting=hparams["sorting"],
+    )
     log_vocabulary(label_encoder)
     # The output layer's size is the label inventory of the training data.
     hparams["head"].set_num_labels(len(label_encoder))
