@@ -94,7 +94,23 @@ DEFAULT_REPO_ID = "<org>/<name>"
 
 
 def _head_shape(state):
-    """Encoder width, embedding width and projection flag from weights."""
+    """Encoder width, embedding width and projection flag from weights.
+
+    Arguments
+    ---------
+    state : dict
+        ``SenseStudent`` state dict.
+
+    Returns
+    -------
+    encoder_dim : int
+        Width of the w2v-BERT frames (the attention's input).
+    embedding_dim : int
+        Width of the embedding (the projection's output, else
+        ``encoder_dim``).
+    projection : bool
+        Whether the head has a linear projection.
+    """
     try:
         encoder_dim = state["head.pooling.attn_pooling_w.weight"].shape[1]
     except KeyError:
@@ -897,8 +913,8 @@ def model_card(
         "```",
         "",
         "A stock `EncoderClassifier.from_hparams` finds the `custom` classes "
-        "only if the folder holding `custom.py` is on `sys.path`: since "
-        "SpeechBrain 1.1 only `foreign_class` fetches it.",
+        "only if the folder holding `custom.py` is on `sys.path`: from "
+        "SpeechBrain 1.1 on (after 1.0.3), only `foreign_class` fetches it.",
         "",
         "The text side of the space is the teacher above: embed "
         "transcripts with it and compare by cosine similarity.",

@@ -29,8 +29,8 @@ Loading:
   ``custom.<Name>`` to this module's classes: no code from the model
   folder runs, and ``custom.py`` is not even fetched.
 
-SpeechBrain 1.0's ``Pretrained.from_hparams`` fetched ``custom.py``
-itself; since 1.1 only ``foreign_class`` does, so a stock
+SpeechBrain's ``Pretrained.from_hparams`` fetched ``custom.py`` itself up
+to 1.0.3; from 1.1 on only ``foreign_class`` does, so a stock
 ``EncoderClassifier.from_hparams`` finds ``custom`` only when its folder is
 on ``sys.path``.
 
@@ -93,12 +93,35 @@ class PassThrough(nn.Module):
     """
 
     def forward(self, x, *args, **kwargs):
-        """``x`` itself."""
+        """Returns ``x`` unchanged.
+
+        Arguments
+        ---------
+        x : torch.Tensor
+            ``[B, T]`` waveforms (``compute_features``) or whatever the
+            previous slot returned (``mean_var_norm``).
+        *args
+            Ignored (``EncoderClassifier`` passes the relative lengths).
+        **kwargs
+            Ignored.
+
+        Returns
+        -------
+        torch.Tensor
+            ``x``.
+        """
         return x
 
 
 def _no_init_weights():
-    """Skips random initialisation of weights that are loaded right after."""
+    """Skips random initialisation of weights that are loaded right after.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        transformers' ``no_init_weights()``, or a no-op on versions
+        without it.
+    """
     try:
         from transformers.initialization import no_init_weights
     except ImportError:  # older transformers: initialise, only slower
