@@ -275,7 +275,7 @@ class SENSIABrain(sb.Brain):
         return getattr(model, "module", model)  # DDP
 
     def _reset_running(self):
-        """Reset running."""
+        """Zeroes the running loss sums of the losses this variant trains."""
         self.running = dict.fromkeys(
             ["lm", "context", "sense", "dense", "entropy", "batches"], 0.0
         )
