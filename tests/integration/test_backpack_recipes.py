@@ -219,3 +219,42 @@ def test_sensia_recipes(pretrained, data_folder, tmp_path, hparams):
     assert {"delta_top1", "delta_uniform"} <= set(analysis["ablation"])
     adapted = BackpackLM.from_pretrained(tmp_path / "backpack_fr")
     assert adapted.config.n_embd == 16
+
+
+def test_sensia_recipe_names_missing_alignment_keys(pretrained, tmp_path):
+    """An alignment whose keys the yaml lacks fails at once, naming them.
+
+    ``scratch.yaml`` is the LM-only baseline: switched to ``sensia`` it has
+    none of the curriculum or temperature keys, and the recipe must say so
+    before it prepares data or builds a model.
+
+    Arguments
+    ---------
+    pretrained : tuple
+        The pretrain recipe's outputs; its English Backpack is loaded.
+    tmp_path : Path
+        Data and output folder; the run stops before it prepares data.
+    """
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "hparams/scratch.yaml",
+            "--alignment=sensia",
+            f"--data_folder={tmp_path}",
+            f"--output_folder={tmp_path / 'out'}",
+            f"--pretrained_path={pretrained[0] / 'backpack_en'}",
+        ],
+        cwd=RECIPES / "SENSIA",
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("ValueError: hparams/scratch.yaml: alignment:")
+    for key in ("curriculum_phases", "sense_temperature", "symmetric"):
+        assert repr(key) in error
+    # Before create_experiment_directory (which saves hyperparams.yaml).
+    assert not (tmp_path / "out" / "hyperparams.yaml").exists()
