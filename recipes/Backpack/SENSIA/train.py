@@ -54,6 +54,7 @@ from speechbrain_sense.backpack.language_modeling import (
 )
 from speechbrain_sense.backpack.model import BackpackLM
 from speechbrain_sense.backpack.tokenizer import BackpackTokenizer
+from speechbrain_sense.distributed import ddp_destroy_group
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.sensia.bitext_retrieval import bitext_recall
 from speechbrain_sense.sensia.losses import (
@@ -557,3 +558,4 @@ if __name__ == "__main__":
         path.write_text(json.dumps(results, indent=1))
         print(json.dumps(results, indent=1))
         print(f"Adapted Backpack and tokenizer: {hparams['export_folder']}")
+    ddp_destroy_group()

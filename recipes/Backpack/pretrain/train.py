@@ -41,6 +41,7 @@ from speechbrain_sense.backpack.language_modeling import (
     warmup_cosine,
 )
 from speechbrain_sense.backpack.tokenizer import build_tokenizer
+from speechbrain_sense.distributed import ddp_destroy_group
 from speechbrain_sense.manifests import read_manifest
 
 logger = get_logger(__name__)
@@ -277,3 +278,4 @@ if __name__ == "__main__":
         metrics = export_model(hparams, brain, tokenizer)
         print(json.dumps(metrics["test"]))
         print(f"English Backpack and tokenizer: {hparams['export_folder']}")
+    ddp_destroy_group()

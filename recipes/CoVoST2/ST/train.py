@@ -45,6 +45,7 @@ from speechbrain_sense.dataio import (
     loader_options,
     manifest_datasets,
 )
+from speechbrain_sense.distributed import ddp_destroy_group
 from speechbrain_sense.metrics.translation import translation_scores
 from speechbrain_sense.seq2seq import label_smoothed_nll
 from speechbrain_sense.w2v_bert import frame_mask
@@ -401,3 +402,4 @@ if __name__ == "__main__":
     if if_main_process():
         table = (Path(hparams["output_folder"]) / "test_bleu.md").read_text()
         print(f"\n{table}")
+    ddp_destroy_group()

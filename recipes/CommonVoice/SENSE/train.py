@@ -40,6 +40,7 @@ from speechbrain_sense.dataio import (
     loader_options,
     manifest_datasets,
 )
+from speechbrain_sense.distributed import ddp_destroy_group
 from speechbrain_sense.losses import cosine_alignment_loss, info_nce
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.retrieval import chance_recall, speech_to_text_recall
@@ -535,3 +536,4 @@ if __name__ == "__main__":
         table = (Path(hparams["output_folder"]) / "test_metrics.md").read_text()
         best = brain.checkpointer.find_checkpoint(max_key="R@1")
         print(f"\n{table}\nTrained model (best dev R@1): {best.path}")
+    ddp_destroy_group()

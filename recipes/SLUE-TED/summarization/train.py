@@ -43,6 +43,7 @@ from speechbrain_sense.dataio import (
     audio_feature_pipeline,
     manifest_datasets,
 )
+from speechbrain_sense.distributed import ddp_destroy_group
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.metrics.summarization import (
     rouge_description,
@@ -364,3 +365,4 @@ if __name__ == "__main__":
     if if_main_process():
         table = (Path(hparams["output_folder"]) / "test_metrics.md").read_text()
         print(f"\n{table}")
+    ddp_destroy_group()

@@ -37,6 +37,7 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.data import synthesize_if_empty
+from speechbrain_sense.distributed import ddp_destroy_group
 from speechbrain_sense.slu import (
     TaggedCTCBrain,
     dataio_prepare,
@@ -140,3 +141,4 @@ if __name__ == "__main__":
         print(
             f"\nTest metrics: {metrics}\nTrained model (best dev COER): {best.path}"
         )
+    ddp_destroy_group()
