@@ -312,6 +312,56 @@ def frame_mask(frame_counts, max_frames):
     return positions.unsqueeze(0) < frame_counts.unsqueeze(1)
 
 
+def check_waveform_batch(wav, wav_lens=None):
+    """Refuses a waveform batch that would give a silently wrong embedding.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        ``[B, T]`` padded waveforms.
+    wav_lens : torch.Tensor, optional
+        ``[B]`` lengths relative to ``T``, in ``(0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        Naming the problem: rank, dtype, a ``wav_lens`` that does not match
+        the batch or lies outside ``(0, 1]``, or NaN/inf samples (whose
+        utterances it names by index).
+
+    Example
+    -------
+    >>> check_waveform_batch(torch.zeros(2, 8000), torch.tensor([1.0, 0.5]))
+    >>> check_waveform_batch(torch.zeros(2, 8000), torch.tensor([1.0]))
+    Traceback (most recent call last):
+    ...
+    ValueError: wav_lens has 1 entries for a batch of 2 waveforms
+    """
+    if not isinstance(wav, torch.Tensor) or wav.dim() != 2:
+        shape = tuple(wav.shape) if isinstance(wav, torch.Tensor) else type(wav)
+        raise ValueError(
+            f"expected a [batch, time] waveform tensor, got {shape}"
+        )
+    if not wav.is_floating_point():
+        raise ValueError(f"expected floating-point waveforms, got {wav.dtype}")
+    if wav_lens is not None:
+        wav_lens = torch.as_tensor(wav_lens)
+        if wav_lens.dim() != 1 or len(wav_lens) != len(wav):
+            raise ValueError(
+                f"wav_lens has {wav_lens.numel()} entries for a batch of "
+                f"{len(wav)} waveforms"
+            )
+        if not bool(((wav_lens > 0) & (wav_lens <= 1 + 1e-6)).all()):
+            raise ValueError(
+                f"wav_lens must be relative lengths in (0, 1], got "
+                f"{wav_lens.tolist()}"
+            )
+    finite = torch.isfinite(wav).all(dim=1)
+    if not bool(finite.all()):
+        bad = (~finite).nonzero().flatten().tolist()
+        raise ValueError(f"waveforms {bad} of the batch contain NaN or inf")
+
+
 def sample_counts(wav_lens, padded_length):
     """Real samples of padded waveforms from SpeechBrain relative lengths.
 
@@ -467,6 +517,7 @@ class SenseW2VBert(W2VBert):
         frame_counts : torch.Tensor
             ``[B]`` real frames.
         """
+        check_waveform_batch(wav, wav_lens)
         if wav_lens is None:
             wav_lens = torch.ones(len(wav))
         samples = sample_counts(wav_lens, wav.shape[1])

@@ -26,6 +26,7 @@ from speechbrain_sense.student import SenseStudent
 from speechbrain_sense.w2v_bert import (
     SenseW2VBert,
     W2VBertFeatures,
+    check_waveform_batch,
     w2v_bert_frame_count,
 )
 
@@ -263,3 +264,24 @@ def test_frame_times_match_frame_count():
         frames = w2v_bert_frame_count(samples)
         end = frame_times(frames)[-1] + 0.0175
         assert end * 16000 <= samples + 1e-6
+
+
+def test_batches_that_would_embed_wrongly_are_refused(sense_encoder):
+    """Too few wav_lens no longer drops utterances; NaN/inf audio no longer
+    gives a plausible unit-norm embedding; integer PCM is refused."""
+    wavs, _ = noise_batch([8000, 8000, 8000])
+    with pytest.raises(ValueError, match="2 entries for a batch of 3"):
+        sense_encoder.encode_batch(wavs, torch.tensor([1.0, 1.0]))
+    with pytest.raises(ValueError, match=r"in \(0, 1\]"):
+        sense_encoder.encode_batch(wavs, torch.tensor([1.0, 1.5, 1.0]))
+    for bad in (float("nan"), float("inf")):
+        poisoned = wavs.clone()
+        poisoned[1, 100] = bad
+        with pytest.raises(ValueError, match=r"waveforms \[1\].*NaN or inf"):
+            sense_encoder.encode_batch(poisoned, torch.ones(3))
+    # encode_batch casts to float itself; the module check still refuses
+    # integer PCM from callers that bypass it.
+    with pytest.raises(ValueError, match="floating-point"):
+        check_waveform_batch((wavs * 3e4).short(), torch.ones(3))
+    # The valid batch itself still encodes.
+    assert sense_encoder.encode_batch(wavs, torch.ones(3)).shape[0] == 3
