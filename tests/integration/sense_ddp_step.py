@@ -17,6 +17,8 @@ import torch.distributed as dist
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 
+from speechbrain_sense.distributed import ddp_destroy_group
+
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/CommonVoice/SENSE"
 HPARAMS = RECIPE / "hparams" / "sense_tiny.yaml"
 
@@ -90,8 +92,7 @@ def main(result_file, output_folder):
             "ddp_wrapped": type(brain.modules.student).__name__,
         }
         Path(result_file).write_text(json.dumps(result))
-    dist.barrier()
-    dist.destroy_process_group()
+    ddp_destroy_group()
 
 
 if __name__ == "__main__":

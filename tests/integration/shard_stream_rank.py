@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch.distributed as dist
 
+from speechbrain_sense.distributed import ddp_destroy_group
 from speechbrain_sense.sampling import load_language_ratios
 from speechbrain_sense.streaming import ShardStream, StreamLoader
 
@@ -37,8 +38,7 @@ def main(shards, ratios, out):
     batches = [batch.id for batch in StreamLoader(stream)]
     rank = dist.get_rank()
     Path(out, f"rank{rank}.json").write_text(json.dumps(batches))
-    dist.barrier()
-    dist.destroy_process_group()
+    ddp_destroy_group()
 
 
 if __name__ == "__main__":
