@@ -36,7 +36,9 @@ def masked_softmax(scores, mask):
     -------
     torch.Tensor
         ``[B, T]`` float32 weights, zero off the mask, each row summing to 1
-        (rows without any real frame are all zero).
+        (rows without any real frame are all zero). A NaN or inf score of a
+        real frame makes its whole row NaN, so that a broken utterance
+        cannot pass for a good one; padding never does.
 
     Example
     -------
@@ -45,8 +47,9 @@ def masked_softmax(scores, mask):
     """
     scores = scores.float().masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores, dim=-1)
-    # An all-padding row is a softmax over -inf only: NaN. Make it zero.
-    return weights.nan_to_num(0.0)
+    # An all-padding row is a softmax over -inf only: NaN. Zero those rows
+    # alone; a blanket nan_to_num would also hide NaN from real frames.
+    return weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
 
 
 class AttentivePooling(nn.Module):
@@ -109,10 +112,13 @@ class AttentivePooling(nn.Module):
         torch.Tensor
             ``[B, D]`` pooled vectors, in float32.
         """
+        positions = torch.arange(frames.shape[1], device=frames.device)
+        padding = positions >= frame_counts.to(frames.device)[:, None]
         weights = self.attention_weights(frames, frame_counts)
         # Padded frames may hold NaN/inf from the encoder; zero weight alone
         # would still propagate them (0 * inf = nan), so zero them too.
-        frames = frames.float().masked_fill(weights.unsqueeze(-1) == 0, 0.0)
+        # Real frames are kept as they are, NaN included.
+        frames = frames.float().masked_fill(padding.unsqueeze(-1), 0.0)
         # The weighted sum stays in float32 even inside an autocast region,
         # which would otherwise run the bmm in bf16/fp16.
         with torch.autocast(frames.device.type, enabled=False):

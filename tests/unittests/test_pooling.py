@@ -52,6 +52,32 @@ def test_masked_softmax_known_values():
     assert out.dtype == torch.float32
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_broken_real_frame_breaks_only_its_utterance(pool, bad):
+    # NaN/inf on a real frame must reach the output (and training's NaN
+    # guard), not be zeroed into a plausible embedding; the other
+    # utterances of the batch, and padding anywhere, are unaffected.
+    frames, counts = _padded_batch("nan")
+    with torch.no_grad():
+        clean = pool(frames, counts)
+        frames[1, 1, 0] = bad
+        broken = pool(frames, counts)
+        weights = pool.attention_weights(frames, counts)
+    assert not torch.isfinite(broken[1]).all()
+    if bad != bad:  # NaN: its score, hence the whole softmax row, is NaN
+        assert torch.isnan(weights[1]).all()
+    torch.testing.assert_close(broken[[0, 2]], clean[[0, 2]])
+    assert torch.isfinite(weights[[0, 2]]).all()
+
+
+def test_masked_softmax_keeps_nan_of_real_scores():
+    scores = torch.tensor([[0.0, float("nan"), 1.0], [0.0, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, False], [True, True, False]])
+    out = masked_softmax(scores, mask)
+    assert torch.isnan(out[0]).all()
+    torch.testing.assert_close(out[1], torch.tensor([0.5, 0.5, 0.0]))
+
+
 @pytest.mark.parametrize("fill", ["large", "nan", "inf"])
 def test_pooling_ignores_padding(pool, fill):
     frames, counts = _padded_batch(fill)
