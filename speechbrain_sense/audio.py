@@ -13,6 +13,7 @@ Authors
 """
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import soundfile
@@ -26,6 +27,50 @@ class AudioReadError(RuntimeError):
 
 class EmptyAudioError(AudioReadError):
     """An audio file decodes to no samples at all."""
+
+
+def _read_failure(path, action, error):
+    """An :class:`AudioReadError` that says what is wrong with ``path``.
+
+    libsndfile's own messages are misleading: it reports "File does not
+    exist" for a file that exists but is corrupt, and "System error" for
+    one that is missing. The file system is asked instead.
+
+    Arguments
+    ---------
+    path : str or Path
+        The file that failed.
+    action : str
+        What was attempted ("decode", "read the header of").
+    error : Exception
+        libsndfile's exception (kept in the message as a detail).
+
+    Returns
+    -------
+    AudioReadError
+
+    Example
+    -------
+    >>> print(_read_failure("/no/such.mp3", "decode", OSError("System error")))
+    cannot decode /no/such.mp3: the file does not exist
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return AudioReadError(
+            f"cannot {action} {path}: the file does not exist"
+        )
+    except OSError as stat_error:
+        return AudioReadError(f"cannot {action} {path}: {stat_error}")
+    if not path.is_file():
+        return AudioReadError(f"cannot {action} {path}: not a regular file")
+    if size == 0:
+        return EmptyAudioError(f"cannot {action} {path}: the file is empty")
+    return AudioReadError(
+        f"cannot {action} {path}: corrupt or not an audio file ({size} "
+        f"bytes; libsndfile: {error})"
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -97,9 +142,7 @@ def load_audio(path, sample_rate=16000):
             str(path), dtype="float32", always_2d=True
         )
     except Exception as error:  # libsndfile raises several types
-        raise AudioReadError(
-            f"cannot decode audio file {path}: {error}"
-        ) from error
+        raise _read_failure(path, "decode", error) from error
     if samples.shape[0] == 0:
         raise EmptyAudioError(f"audio file {path} holds no samples")
     # [time, channels] -> [time]
@@ -123,7 +166,5 @@ def audio_duration(path):
     try:
         info = soundfile.info(str(path))
     except Exception as error:
-        raise AudioReadError(
-            f"cannot read audio header of {path}: {error}"
-        ) from error
+        raise _read_failure(path, "read the audio header of", error) from error
     return info.frames / info.samplerate
