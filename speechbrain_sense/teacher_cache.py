@@ -72,6 +72,46 @@ def normalize_text(text):
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
+def _check_teacher_vectors(texts, vectors):
+    """Refuses teacher embeddings that would poison the cache.
+
+    A NaN, inf or all-zero target stays in the store for every later epoch
+    and run, and turns the cosine loss of its clips into NaN (or zero).
+
+    Arguments
+    ---------
+    texts : list of str
+        The transcripts, in the order of ``vectors``.
+    vectors : numpy.ndarray
+        ``[N, D]`` their teacher embeddings.
+
+    Raises
+    ------
+    ValueError
+        Naming the count and the first transcripts concerned.
+
+    Example
+    -------
+    >>> _check_teacher_vectors(["a", "b"], np.array([[1.0], [np.nan]]))
+    Traceback (most recent call last):
+    ...
+    ValueError: the teacher returned a NaN, inf or zero embedding for 1 of 2 transcripts, e.g. 'b'; nothing was cached
+    """
+    if len(vectors) != len(texts):
+        raise ValueError(
+            f"the teacher returned {len(vectors)} embeddings for "
+            f"{len(texts)} transcripts; nothing was cached"
+        )
+    bad = ~np.isfinite(vectors).all(axis=1) | ~(np.abs(vectors) > 0).any(1)
+    if bad.any():
+        named = ", ".join(repr(texts[i]) for i in np.flatnonzero(bad)[:5])
+        raise ValueError(
+            "the teacher returned a NaN, inf or zero embedding for "
+            f"{int(bad.sum())} of {len(texts)} transcripts, e.g. {named}; "
+            "nothing was cached"
+        )
+
+
 def _sha256_file(path, chunk=1 << 24):
     """Hashes a file in chunks (16 MiB by default) to bound memory.
 
@@ -414,6 +454,7 @@ class TeacherEmbeddingCache:
                 shard, batch_size=batch_size, device=device
             )
             vectors = vectors.numpy().astype(np.float32)
+            _check_teacher_vectors(shard, vectors)
         else:
             # Width unknown without asking the teacher; the merge ignores
             # empty shares.

@@ -153,6 +153,28 @@ def test_empty_transcript_rejected(tmp_path):
     assert function.count == 0
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 0.0])
+def test_a_broken_teacher_embedding_is_never_cached(tmp_path, bad):
+    cache, function = make_cache(tmp_path)
+    cache.build(TEXTS[:2])
+    poisoned = TEXTS[3]
+
+    def broken(texts):
+        vectors = raw_vectors(texts)
+        vectors[texts.index(poisoned)] = 0.0 if bad == 0 else vectors[0]
+        if bad != 0:
+            vectors[texts.index(poisoned), 1] = bad
+        return vectors
+
+    cache.teacher.function = broken
+    with pytest.raises(ValueError, match=f"1 of 2 transcripts.*{poisoned}"):
+        cache.build(TEXTS[:4])
+    # The store is as it was: the old texts, nothing of the failed build.
+    reopened, _ = make_cache(tmp_path)
+    assert len(reopened) == 2 and poisoned not in reopened
+    torch.testing.assert_close(reopened.lookup(TEXTS[:2]), expected(TEXTS[:2]))
+
+
 def test_invalid_dtype_rejected(tmp_path):
     with pytest.raises(ValueError, match="dtype"):
         make_cache(tmp_path, dtype="bfloat16")
