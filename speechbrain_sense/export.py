@@ -84,6 +84,7 @@ CUSTOM_FILE = "custom.py"
 # Bundled into custom.py, in this order: each imports only the ones before.
 CUSTOM_MODULES = (
     "speechbrain_sense.w2v_bert",
+    "speechbrain_sense.long_form",
     "speechbrain_sense.pooling",
     "speechbrain_sense.pretrained",
 )

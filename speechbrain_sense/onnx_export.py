@@ -68,6 +68,7 @@ from speechbrain_sense.w2v_bert import (
     FBANK_WINDOW,
     FRAME_STACK,
     W2VBertFbank,
+    check_waveform_batch,
     sample_counts,
 )
 
@@ -280,11 +281,7 @@ def waveform_features(fbank, wavs, wav_lens=None):
     >>> feats.shape, counts.tolist()
     (torch.Size([2, 49, 160]), [49, 24])
     """
-    if wavs.dim() != 2:
-        raise ValueError(
-            f"expected [batch, time] mono waveforms, got shape "
-            f"{tuple(wavs.shape)}"
-        )
+    check_waveform_batch(wavs, wav_lens)
     if wav_lens is None:
         wav_lens = torch.ones(len(wavs))
     samples = sample_counts(torch.as_tensor(wav_lens), wavs.shape[1])
@@ -849,6 +846,12 @@ class OnnxSenseEncoder:
         The feature computation (from ``preprocessor_config.json``).
     config : dict
         ``onnx_config.json``.
+    max_seconds : float, optional
+        Longest utterance :meth:`encode_batch` accepts. The graph attends
+        over the whole utterance, so its memory grows with the square of
+        the length; longer input is refused with an error rather than
+        exhausting memory (``SenseEncoder`` windows it instead). ``None``:
+        no limit.
 
     Example
     -------
@@ -858,13 +861,21 @@ class OnnxSenseEncoder:
         emb = encoder.encode_batch(wavs, wav_lens)  # [B, D]
     """
 
-    def __init__(self, session, fbank, config):
+    def __init__(self, session, fbank, config, max_seconds=60.0):
         self.session = session
         self.fbank = fbank
         self.config = config
+        self.max_seconds = max_seconds
 
     @classmethod
-    def from_folder(cls, path, variant="fp32", providers=None, threads=None):
+    def from_folder(
+        cls,
+        path,
+        variant="fp32",
+        providers=None,
+        threads=None,
+        max_seconds=60.0,
+    ):
         """Loads an export folder of :func:`export_onnx`.
 
         Arguments
@@ -877,6 +888,8 @@ class OnnxSenseEncoder:
             onnxruntime execution providers (default: CPU).
         threads : int, optional
             Intra-op threads (default: onnxruntime's, one per core).
+        max_seconds : float, optional
+            Longest utterance accepted (see the class).
 
         Returns
         -------
@@ -913,7 +926,7 @@ class OnnxSenseEncoder:
             providers=providers or ["CPUExecutionProvider"],
         )
         extractor = AutoFeatureExtractor.from_pretrained(str(path))
-        return cls(session, W2VBertFbank(extractor), config)
+        return cls(session, W2VBertFbank(extractor), config, max_seconds)
 
     @property
     def sample_rate(self):
@@ -963,7 +976,13 @@ class OnnxSenseEncoder:
         -------
         torch.Tensor or numpy.ndarray
             ``[B, D]`` float32 L2-normalised embeddings, a tensor when
-            ``wavs`` is one.
+            ``wavs`` is one (``[0, D]`` for an empty batch).
+
+        Raises
+        ------
+        ValueError
+            A batch that :func:`check_waveform_batch` refuses, or an
+            utterance longer than ``max_seconds``.
         """
         as_torch = isinstance(wavs, torch.Tensor)
         wavs = torch.as_tensor(wavs)
@@ -971,6 +990,21 @@ class OnnxSenseEncoder:
             wavs = wavs.unsqueeze(0)
         if wav_lens is not None:
             wav_lens = torch.as_tensor(wav_lens)
+        check_waveform_batch(wavs, wav_lens)
+        if len(wavs) == 0:
+            empty = np.zeros((0, self.embedding_dim), np.float32)
+            return torch.from_numpy(empty) if as_torch else empty
+        if self.max_seconds is not None:
+            lens = torch.ones(len(wavs)) if wav_lens is None else wav_lens
+            seconds = sample_counts(lens, wavs.shape[1]) / self.sample_rate
+            long = (seconds > self.max_seconds).nonzero().flatten().tolist()
+            if long:
+                raise ValueError(
+                    f"utterance(s) {long} of the batch are longer than "
+                    f"max_seconds={self.max_seconds} "
+                    f"({seconds.max().item():.1f} s): split them, or use "
+                    "SenseEncoder, which encodes long input in windows"
+                )
         features, counts = waveform_features(self.fbank, wavs, wav_lens)
         embedding = self.encode_features(features.numpy(), counts.numpy())
         return torch.from_numpy(embedding) if as_torch else embedding

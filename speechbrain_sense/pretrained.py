@@ -68,9 +68,11 @@ from speechbrain.utils.checkpoints import (
 from torch import nn
 
 # The yaml builds custom.SenseEmbeddingHead: it must be a name here.
+from speechbrain_sense.long_form import LongFormEncoder, seconds_to_frames
 from speechbrain_sense.pooling import SenseEmbeddingHead  # noqa: F401
 from speechbrain_sense.w2v_bert import (
     SenseW2VBert,
+    check_waveform_batch,
     sample_counts,
     vectorized_fbank,
     w2v_bert_frame_count,
@@ -213,6 +215,17 @@ class SenseUtteranceEncoder(nn.Module):
         The speech encoder (raw-waveform ``forward(wavs, wav_lens)``).
     head : SenseEmbeddingHead
         Length-masked attentive pooling, projection, L2 normalisation.
+    long_form_window : float, optional
+        Seconds. An utterance longer than this is encoded in overlapping
+        windows of this length (:class:`~speechbrain_sense.long_form.\
+LongFormEncoder`), and its stitched frames are pooled as one sequence,
+        so memory grows linearly with its length instead of quadratically.
+        Shorter utterances are encoded whole, exactly as before. ``None``
+        encodes everything whole.
+    long_form_stride : float
+        Seconds between the starts of consecutive windows.
+    long_form_batch_size : int
+        Windows encoded at once (bounds the memory of one call).
 
     Example
     -------
@@ -227,10 +240,60 @@ class SenseUtteranceEncoder(nn.Module):
     torch.Size([2, 1, 16])
     """
 
-    def __init__(self, encoder, head):
+    def __init__(
+        self,
+        encoder,
+        head,
+        long_form_window=30.0,
+        long_form_stride=20.0,
+        long_form_batch_size=4,
+    ):
         super().__init__()
         self.encoder = encoder
         self.head = head
+        self.long_form_window = self.long_form_stride = None
+        if long_form_window is not None:
+            self.long_form_window = seconds_to_frames(long_form_window)
+            self.long_form_stride = seconds_to_frames(long_form_stride)
+        self.long_form_batch_size = long_form_batch_size
+        self._long_form()  # refuses a bad window now, not at the first use
+
+    def _long_form(self):
+        """The window-by-window encoder for long utterances, if enabled.
+
+        Returns
+        -------
+        LongFormEncoder or None
+        """
+        if self.long_form_window is None:
+            return None
+        return LongFormEncoder(
+            self._encode_window,
+            window=self.long_form_window,
+            stride=self.long_form_stride,
+            chunk_batch_size=self.long_form_batch_size,
+        )
+
+    def _encode_window(self, features, frame_counts):
+        """Frames of a batch of feature windows (for ``long_form``).
+
+        Arguments
+        ---------
+        features : torch.Tensor
+            ``[N, W, 160]`` padded feature windows.
+        frame_counts : torch.Tensor
+            ``[N]`` real frames per window.
+
+        Returns
+        -------
+        frames : torch.Tensor
+            ``[N, W, D]``.
+        frame_counts : torch.Tensor
+            ``[N]``, unchanged.
+        """
+        return self.encoder.forward_features(features, frame_counts), (
+            frame_counts
+        )
 
     @staticmethod
     def frame_counts(wavs, wav_lens):
@@ -267,13 +330,20 @@ class SenseUtteranceEncoder(nn.Module):
         frame_counts : torch.Tensor
             ``[B]`` real frames per utterance.
         """
-        if wavs.dim() != 2:
+        if isinstance(wavs, torch.Tensor) and wavs.dim() == 3:
             raise ValueError(
                 f"expected [batch, time] mono waveforms, got shape "
                 f"{tuple(wavs.shape)}; average the channels first"
             )
+        check_waveform_batch(wavs, wav_lens)
         if wav_lens is None:
             wav_lens = torch.ones(len(wavs), device=wavs.device)
+        if len(wavs) == 0:
+            width = self.head.pooling.attn_pooling_w.in_features
+            # [0, 0, D]: an empty batch has an empty answer.
+            return wavs.new_zeros(0, 0, width), torch.zeros(
+                0, dtype=torch.long, device=wavs.device
+            )
         counts = self.frame_counts(wavs, wav_lens)
         short = (counts == 0).nonzero().flatten().tolist()
         if short:
@@ -281,6 +351,22 @@ class SenseUtteranceEncoder(nn.Module):
                 f"utterance(s) {short} of the batch are shorter than one "
                 "w2v-BERT frame (400 samples at 16 kHz)"
             )
+        longest = int(counts.max())
+        long_form = self._long_form()
+        if long_form is not None and longest > long_form.window:
+            if self.encoder.fbank is None:
+                raise ValueError(
+                    f"an utterance of {longest} frames is longer than the "
+                    f"long_form_window of {long_form.window}, and this "
+                    "encoder's feature extractor cannot be cut into "
+                    "windows; split the audio first"
+                )
+            # [B, T] -> [B, T', 160] -> windows -> [B, T', D]
+            features, counts = self.encoder.waveform_features(wavs, wav_lens)
+            frames, counts = long_form.encode_frames(
+                features.to(wavs.device), counts
+            )
+            return frames, counts.to(frames.device)
         # [B, T] -> [B, T', D]
         frames = self.encoder(wavs, wav_lens)
         return frames, counts.to(frames.device)
@@ -430,6 +516,35 @@ class SenseEncoderInterface(EncoderClassifier):
         with _as_custom_module(globals()):
             return super().from_hparams(source, *args, **kwargs)
 
+    def encode_batch(self, wavs, wav_lens=None, normalize=False):
+        """L2-normalised utterance embeddings of padded waveforms.
+
+        ``EncoderClassifier.encode_batch``, after the checks of
+        :func:`~speechbrain_sense.w2v_bert.check_waveform_batch` (which its
+        ``wavs.float()`` would otherwise defeat: int16 PCM would embed as
+        audio 32768 times too loud).
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``[B, T]`` (or ``[T]``) padded 16 kHz float waveforms.
+        wav_lens : torch.Tensor, optional
+            ``[B]`` relative lengths (default: all 1).
+        normalize : bool
+            Passed on (SENSE models have no embedding normaliser).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, 1, D]`` float32; ``[0, 1, D]`` for an empty batch.
+        """
+        if isinstance(wavs, torch.Tensor) and wavs.dim() == 1:
+            wavs = wavs.unsqueeze(0)
+        check_waveform_batch(wavs, wav_lens)
+        if wav_lens is not None:
+            wav_lens = torch.as_tensor(wav_lens)
+        return super().encode_batch(wavs, wav_lens, normalize=normalize)
+
     @property
     def sample_rate(self):
         """Rate the encoder expects (its feature extractor's)."""
@@ -500,8 +615,10 @@ class SenseEncoderInterface(EncoderClassifier):
         wav_lens : torch.Tensor
             ``[B]``.
         """
-        if wavs.dim() == 1:
+        if isinstance(wavs, torch.Tensor) and wavs.dim() == 1:
             wavs = wavs.unsqueeze(0)
+        check_waveform_batch(wavs, wav_lens)
         if wav_lens is None:
             wav_lens = torch.ones(wavs.shape[0])
+        wav_lens = torch.as_tensor(wav_lens)
         return wavs.float().to(self.device), wav_lens.to(self.device)

@@ -279,9 +279,73 @@ def test_batches_that_would_embed_wrongly_are_refused(sense_encoder):
         poisoned[1, 100] = bad
         with pytest.raises(ValueError, match=r"waveforms \[1\].*NaN or inf"):
             sense_encoder.encode_batch(poisoned, torch.ones(3))
-    # encode_batch casts to float itself; the module check still refuses
-    # integer PCM from callers that bypass it.
+    # Integer PCM is refused before EncoderClassifier's wavs.float() would
+    # turn it into audio 32768 times too loud, on every entry point.
+    pcm = (wavs * 3e4).short()
     with pytest.raises(ValueError, match="floating-point"):
-        check_waveform_batch((wavs * 3e4).short(), torch.ones(3))
+        sense_encoder.encode_batch(pcm, torch.ones(3))
+    with pytest.raises(ValueError, match="floating-point"):
+        sense_encoder.encode_frames(pcm)
+    with pytest.raises(ValueError, match="floating-point"):
+        check_waveform_batch(pcm, torch.ones(3))
     # The valid batch itself still encodes.
     assert sense_encoder.encode_batch(wavs, torch.ones(3)).shape[0] == 3
+
+
+def test_an_empty_batch_has_an_empty_answer(sense_encoder):
+    emb = sense_encoder.encode_batch(torch.zeros(0, 16000), torch.zeros(0))
+    assert emb.shape == (0, 1, 24)
+    frames, counts = sense_encoder.encode_frames(torch.zeros(0, 16000))
+    assert frames.shape == (0, 0, 32) and counts.shape == (0,)
+    assert sense_encoder.encode_files([]).shape == (0, 24)
+
+
+def test_the_long_form_window_is_stated_in_the_hparams(sense_encoder):
+    model = sense_encoder.mods.embedding_model
+    assert sense_encoder.hparams.long_form_window == 30.0
+    assert (model.long_form_window, model.long_form_stride) == (1500, 1000)
+
+
+def test_long_utterances_are_encoded_in_bounded_windows(trained, tmp_path):
+    """Above long_form_window the encoder never sees more frames than the
+    window, whatever the utterance length; below it nothing changes."""
+    _, _, model_dir = trained
+    model = SenseEncoder.from_hparams(
+        str(model_dir),
+        savedir=str(tmp_path),
+        overrides={"long_form_window": 0.5, "long_form_stride": 0.3},
+    )
+    whole = SenseEncoder.from_hparams(
+        str(model_dir),
+        savedir=str(tmp_path / "whole"),
+        overrides={"long_form_window": None},
+    )
+    seen = []
+    encoder = model.mods.embedding_model.encoder
+    original = encoder.forward_features
+
+    def spy(features, counts):
+        seen.append(features.shape[1])
+        return original(features, counts)
+
+    encoder.forward_features = spy
+    short, short_lens = noise_batch([7000, 4000])  # <= 25 frames
+    torch.testing.assert_close(
+        model.encode_batch(short, short_lens),
+        whole.encode_batch(short, short_lens),
+    )
+    seen.clear()
+    wavs, lens = noise_batch([48000, 20000])  # 149 and 61 frames
+    emb = model.encode_batch(wavs, lens)[:, 0]
+    assert seen and max(seen) <= 25
+    frames, counts = model.encode_frames(wavs, lens)
+    assert counts.tolist() == [
+        w2v_bert_frame_count(48000),
+        w2v_bert_frame_count(20000),
+    ]
+    assert (frames[1, counts[1] :] == 0).all()
+    torch.testing.assert_close(emb.norm(dim=-1), torch.ones(2))
+    # Windowing changes the frames only through the missing context: the
+    # embedding stays close to the whole-utterance one.
+    cosine = (emb * whole.encode_batch(wavs, lens)[:, 0]).sum(-1)
+    assert cosine.min() > 0.9

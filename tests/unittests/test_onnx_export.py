@@ -401,6 +401,34 @@ def test_too_short_utterance_is_refused(exported):
         waveform_features(exported["fp32"].fbank, wavs, lens)
 
 
+def test_bad_batches_are_refused_and_an_empty_one_is_empty(exported):
+    encoder = exported["fp32"]
+    wavs, lens = pad([0.1 * torch.randn(8000), 0.1 * torch.randn(6000)])
+    with pytest.raises(ValueError, match="1 entries for a batch of 2"):
+        encoder.encode_batch(wavs, lens[:1])
+    with pytest.raises(ValueError, match="floating-point"):
+        encoder.encode_batch((wavs.numpy() * 3e4).astype(np.int16))
+    poisoned = wavs.clone()
+    poisoned[0, 10] = float("nan")
+    with pytest.raises(ValueError, match=r"waveforms \[0\].*NaN"):
+        encoder.encode_batch(poisoned, lens)
+    assert encoder.encode_batch(torch.zeros(0, 8000)).shape == (0, 16)
+    assert encoder.encode_batch(np.zeros((0, 8000), np.float32)).shape == (
+        0,
+        16,
+    )
+
+
+def test_an_utterance_above_max_seconds_is_refused(exported):
+    encoder = OnnxSenseEncoder.from_folder(
+        exported["onnx_dir"], max_seconds=1.0
+    )
+    wavs, lens = pad([0.1 * torch.randn(8000), 0.1 * torch.randn(17000)])
+    with pytest.raises(ValueError, match=r"\[1\].*max_seconds=1.0"):
+        encoder.encode_batch(wavs, lens)
+    assert encoder.encode_batch(wavs[:1, :8000]).shape == (1, 16)
+
+
 def test_command_line_without_int8(exported, tmp_path, capsys):
     out = main(
         [
