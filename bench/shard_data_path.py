@@ -29,9 +29,10 @@ w2v-BERT 2.0's, so the features cost what the real ones cost):
 3. **Preparation at scale**: ``common_voice_sense_prepare.prepare_common_voice``
    on a synthetic Common Voice tree of ``--prepare-rows`` TSV rows over
    ``--prepare-languages`` locales (TSVs with the real columns,
-   ``clip_durations.tsv``, and clips as hard links to a few empty files,
-   since the preparation checks ``is_file()`` per row but never opens a
-   clip with a listed duration). Wall time and peak RSS above the import
+   ``clip_durations.tsv``, and clips as hard links to a few one-byte
+   files), with ``verify_clips="none"``, which stats each clip but opens
+   none with a listed duration (the decoding check is timed by
+   ``bench/clip_check.py``). Wall time and peak RSS above the import
    baseline, in a child process; when above the target, a second child
    traces the allocations with ``tracemalloc`` when every row has been
    read (the ``_commit_manifests`` call that moves the manifests into
@@ -656,8 +657,8 @@ def synthetic_cv_tree(work_dir, rows, languages, seed=0):
                         f.write("\t".join(fields) + "\n")
             for name in names:
                 if links % LINKS_PER_INODE == 0:
-                    source = sources / f"empty-{inodes}.mp3"
-                    source.touch()
+                    source = sources / f"stub-{inodes}.mp3"
+                    source.write_bytes(b"\0")  # not empty: exists, unopened
                     inodes += 1
                 os.link(source, clips / name)
                 links += 1
@@ -671,7 +672,7 @@ def synthetic_cv_tree(work_dir, rows, languages, seed=0):
         (tmp / "tree_info.json").write_text(json.dumps(info, indent=1))
 
     folder = _build_once(
-        Path(work_dir) / f"cv-tree-{rows}rows-{languages}locales-seed{seed}",
+        Path(work_dir) / f"cv-tree-v2-{rows}rows-{languages}locales-seed{seed}",
         build,
     )
     info = json.loads((folder / "tree_info.json").read_text())
@@ -721,6 +722,7 @@ def measure_prepare(child):
                 data_folder=child["data_folder"],
                 save_folder=save_folder,
                 languages=child["languages"],
+                verify_clips="none",
             )
             cpu = time.process_time() - start_cpu
             wall = time.perf_counter() - start_wall
@@ -1081,7 +1083,8 @@ def prepare_section(options, results):
         f"\n3. prepare_common_voice on a synthetic Common Voice tree: "
         f"{info['rows']} TSV rows, {len(info['locales'])} locales, "
         f"clip_durations.tsv, clips as {info['clip_links']} hard links to "
-        f"{info['clip_inodes']} empty file(s); tree built in "
+        f"{info['clip_inodes']} one-byte file(s), verify_clips='none'; "
+        f"tree built in "
         f"{info['build_seconds']:.1f} s"
         f"{' (earlier run, reused)' if reused else ''}: {tree}"
     )

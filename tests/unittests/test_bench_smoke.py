@@ -29,6 +29,7 @@ def bench():
                 "embed_throughput",
                 "shard_data_path",
                 "onnx_rtf",
+                "clip_check",
             )
         }
     finally:
@@ -161,3 +162,14 @@ def test_bench_doctests(bench):
     for name in names:
         results = doctest.testmod(bench[name])
         assert results.attempted > 0 and results.failed == 0, name
+
+
+def test_clip_check_runs(bench, tmp_path, capsys):
+    cost = bench["clip_check"].main(
+        ["--clips=8", "--workers=1", f"--work-dir={tmp_path}"]
+    )
+    assert cost > 0
+    out = capsys.readouterr().out
+    # The rerun is answered by the cache: nothing opened again.
+    assert out.count("(0 opened)") == 2
+    assert out.strip().endswith(f"decode_ms_per_audio_second: {cost:.3f}")

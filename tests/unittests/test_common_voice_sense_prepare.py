@@ -18,6 +18,7 @@ from speechbrain_sense.preparation import ManifestWriter
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/CommonVoice/SENSE"
 sys.path.insert(0, str(RECIPE))
 from common_voice_sense_prepare import (  # noqa: E402
+    CLIP_CHECKS_FILE,
     ClipDurations,
     CommonVoiceFormatError,
     _read_clip_durations,
@@ -144,9 +145,12 @@ def test_malformed_row_names_file_and_line(corpus, tmp_path):
     assert report["en"]["dev"]["dropped_by_reason"] == {"malformed_row": 1}
 
 
-def test_unreadable_clip_names_file_and_line(corpus, tmp_path):
-    # Without clip_durations.tsv the header of every clip is read.
-    (corpus / "en" / "clip_durations.tsv").unlink()
+@pytest.mark.parametrize("listed", [True, False], ids=["listed", "unlisted"])
+def test_unreadable_clip_names_file_and_line(corpus, tmp_path, listed):
+    # A clip listed in clip_durations.tsv is opened all the same: that is
+    # what let a corrupt MP3 through to crash training epochs later.
+    if not listed:
+        (corpus / "en" / "clip_durations.tsv").unlink()
     rows = read_tsv(corpus / "en" / "train.tsv")
     clip = corpus / "en" / "clips" / rows[2][1]
     clip.write_bytes(b"this is not an mp3 file")
@@ -156,13 +160,15 @@ def test_unreadable_clip_names_file_and_line(corpus, tmp_path):
     report = prepare_common_voice(
         corpus, tmp_path / "b", ["en"], min_duration=0, skip_bad_rows=True
     )
-    assert report["en"]["train"]["dropped_by_reason"] == {"unreadable_clip": 1}
+    assert report["en"]["train"]["dropped_by_reason"] == {"corrupt_clip": 1}
+    (named,) = report["en"]["train"]["first_bad_rows"]
+    assert named.startswith(f"{tsv}:3: clip {clip}: corrupt")
 
 
 def test_missing_clip_is_caught_even_with_clip_durations(corpus, tmp_path):
     rows = read_tsv(corpus / "en" / "test.tsv")
     (corpus / "en" / "clips" / rows[1][1]).unlink()
-    with pytest.raises(CommonVoiceFormatError, match="not found"):
+    with pytest.raises(CommonVoiceFormatError, match="does not exist"):
         prepare_common_voice(corpus, tmp_path / "a", ["en"], min_duration=0)
 
 
@@ -319,8 +325,9 @@ MANIFEST_HEADER = "ID,duration,wav,sentence,lang,client_id"
 
 def write_locale(root, lang, durations, splits):
     """A locale folder: ``clip_durations.tsv`` lines (``None``: no file),
-    ``{split: [(client_id, clip, sentence) or "" (a blank line)]}`` and an
-    empty file per clip (clips with a listed duration are never opened).
+    ``{split: [(client_id, clip, sentence) or "" (a blank line)]}`` and a
+    file per clip that is not audio: prepare with ``verify_clips="none"``,
+    which opens no clip with a listed duration.
     """
     folder = root / lang
     (folder / "clips").mkdir(parents=True)
@@ -337,7 +344,7 @@ def write_locale(root, lang, durations, splits):
                 continue
             client, clip, sentence = row
             lines.append("\t".join((client, clip, f"s{k}", sentence, "2")))
-            (folder / "clips" / clip).touch()
+            (folder / "clips" / clip).write_bytes(b"never decoded")
         (folder / f"{split}.tsv").write_text(
             "\n".join(lines) + "\n", encoding="utf-8"
         )
@@ -406,7 +413,11 @@ def handmade_corpus(tmp_path):
 def test_manifests_report_and_ratios_are_byte_exact(handmade_corpus, tmp_path):
     save = tmp_path / "save"
     report = prepare_common_voice(
-        handmade_corpus, save, ["ru", "zz", "en"], allow_empty_languages=True
+        handmade_corpus,
+        save,
+        ["ru", "zz", "en"],
+        allow_empty_languages=True,
+        verify_clips="none",
     )
     # Written out by hand: the bytes csv.DictWriter gives these rows (CRLF,
     # minimal quoting), in the order of the languages and of the TSV rows.
@@ -549,20 +560,29 @@ def test_manifests_equal_an_independent_reading_of_the_tsvs(corpus, tmp_path):
 def test_a_failed_preparation_leaves_the_previous_one(corpus, tmp_path):
     save = tmp_path / "save"
     prepare_common_voice(corpus, save, ["en"], min_duration=0)
-    before = {p.name: p.read_bytes() for p in save.iterdir()}
+
+    def outputs():
+        # Not the verdict cache: it keeps the clips checked so far.
+        return {
+            p.name: p.read_bytes()
+            for p in save.iterdir()
+            if p.name != CLIP_CHECKS_FILE
+        }
+
+    before = outputs()
     # Fails after both languages were streamed (ru keeps nothing) ...
     tsv = corpus / "ru" / "train.tsv"
     lines = tsv.read_text(encoding="utf-8").splitlines()
     tsv.write_text(lines[0] + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"no training utterance.*\['ru'\]"):
         prepare_common_voice(corpus, save, ["en", "ru"], min_duration=0)
-    assert {p.name: p.read_bytes() for p in save.iterdir()} == before
+    assert outputs() == before
     # ... or in the middle of the second language's training split.
     lines.insert(3, "only\tthree\tfields")
     tsv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(CommonVoiceFormatError, match=rf"{tsv}:4: 3 fields"):
         prepare_common_voice(corpus, save, ["en", "ru"], min_duration=0)
-    assert {p.name: p.read_bytes() for p in save.iterdir()} == before
+    assert outputs() == before
     # The previous preparation is still the valid one: nothing redone.
     stamp = (save / "train.csv").stat().st_mtime_ns
     prepare_common_voice(corpus, save, ["en"], min_duration=0)
@@ -643,3 +663,227 @@ def test_a_crash_between_the_renames_prepares_again(
     langs = {r["lang"] for r in read_csv(save / "train.csv")}
     assert langs == {"en"}
     assert len(read_csv(save / "dev.csv")) == report["en"]["dev"]["kept"]
+
+
+# --------------------------------------------------------------------------
+# Bad clips and bad bytes: found at preparation, named by file and line
+# --------------------------------------------------------------------------
+
+
+def _damage_clip(clip, kind):
+    """Damages one clip file as ``kind`` says."""
+    import numpy as np
+    import soundfile
+
+    if kind == "corrupt_clip":  # a valid MP3 start, then garbage
+        data = clip.read_bytes()
+        clip.write_bytes(data[:64] + bytes(range(256)) * 20)
+    elif kind == "garbled":  # a valid header, a broken stream after it
+        data = bytearray(clip.read_bytes())
+        data[2000:] = bytes(len(data) - 2000)
+        clip.write_bytes(bytes(data))
+    elif kind == "truncated_clip":  # the tail of the stream is gone
+        data = clip.read_bytes()
+        clip.write_bytes(data[: len(data) // 4])
+    elif kind == "empty_clip":
+        clip.write_bytes(b"")
+    elif kind == "too_short_to_encode":  # 12.5 ms: no w2v-BERT frame
+        with open(clip, "wb") as f:
+            soundfile.write(f, np.zeros(200), 16000, format="WAV")
+    elif kind == "missing_clip":
+        clip.unlink()
+
+
+@pytest.mark.parametrize(
+    "kind, listed",
+    [
+        ("corrupt_clip", True),
+        ("truncated_clip", True),
+        ("truncated_clip", False),  # against the header's promise
+        ("empty_clip", True),
+        ("too_short_to_encode", False),
+        ("missing_clip", True),
+    ],
+)
+def test_every_bad_clip_kind_is_named_or_skipped_and_counted(
+    corpus, tmp_path, kind, listed
+):
+    tsv = corpus / "en" / "train.tsv"
+    clip = corpus / "en" / "clips" / read_tsv(tsv)[2][1]
+    if not listed:
+        # Its duration then comes from the clip itself.
+        (corpus / "en" / "clip_durations.tsv").unlink()
+    _damage_clip(clip, kind)
+    with pytest.raises(CommonVoiceFormatError, match=rf"{tsv}:3: clip {clip}"):
+        prepare_common_voice(corpus, tmp_path / "a", ["en"], min_duration=0)
+    report = prepare_common_voice(
+        corpus, tmp_path / "b", ["en"], min_duration=0, skip_bad_rows=True
+    )
+    train = report["en"]["train"]
+    assert train["dropped_by_reason"] == {kind: 1}
+    assert train["first_bad_rows"][0].startswith(f"{tsv}:3: clip {clip}: ")
+    kept = read_csv(tmp_path / "b" / "train.csv")
+    assert clip.name not in {Path(r["wav"]).name for r in kept}
+    assert len(kept) == len(read_tsv(tsv)) - 2
+
+
+@pytest.mark.parametrize(
+    "kind, reason",
+    [("garbled", "corrupt_clip"), ("truncated_clip", "truncated_clip")],
+)
+def test_header_mode_misses_what_only_decoding_finds(
+    corpus, tmp_path, kind, reason
+):
+    # Both keep a valid header (a truncated MP3's even promises its full
+    # length): only decoding finds them.
+    tsv = corpus / "en" / "train.tsv"
+    clip = corpus / "en" / "clips" / read_tsv(tsv)[2][1]
+    _damage_clip(clip, kind)
+    header = prepare_common_voice(
+        corpus, tmp_path / "h", ["en"], min_duration=0, verify_clips="header"
+    )
+    decoded = prepare_common_voice(
+        corpus,
+        tmp_path / "d",
+        ["en"],
+        min_duration=0,
+        verify_clips="decode",
+        skip_bad_rows=True,
+    )
+    assert decoded["en"]["train"]["dropped_by_reason"] == {reason: 1}
+    assert header["en"]["train"]["kept"] == decoded["en"]["train"]["kept"] + 1
+
+
+def test_verdicts_are_cached_and_a_changed_clip_is_checked_again(
+    corpus, tmp_path, monkeypatch
+):
+    import speechbrain_sense.clip_check as clip_check
+
+    opened = []
+    original = clip_check.check_clip
+    monkeypatch.setattr(
+        clip_check,
+        "check_clip",
+        lambda path, *a: opened.append(Path(path).name) or original(path, *a),
+    )
+
+    def prepare(save, **options):
+        return prepare_common_voice(
+            corpus, save, ["en"], num_workers=0, **options
+        )
+
+    prepare(tmp_path / "a", min_duration=0)
+    first = len(opened)
+    assert first == PER_LANGUAGE
+    # Other options, another save folder's manifests: no clip opened again.
+    opened.clear()
+    prepare(tmp_path / "a", min_duration=0, language_alpha=0.5)
+    assert opened == []
+    # A clip that changes on disk (size or mtime) is checked again.
+    tsv = corpus / "en" / "train.tsv"
+    clip = corpus / "en" / "clips" / read_tsv(tsv)[2][1]
+    _damage_clip(clip, "corrupt_clip")
+    with pytest.raises(CommonVoiceFormatError, match="corrupt"):
+        prepare(tmp_path / "a", min_duration=0, language_alpha=0.3)
+    assert opened == [clip.name]
+
+
+def test_too_many_bad_rows_fail_even_when_skipping(corpus, tmp_path):
+    tsv = corpus / "en" / "train.tsv"
+    lines = tsv.read_text(encoding="utf-8").splitlines()
+    for k in range(12):
+        lines.append(f"broken\trow {k}")
+    tsv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(CommonVoiceFormatError, match=r"12 of .* rows are bad"):
+        prepare_common_voice(
+            corpus, tmp_path / "a", ["en"], min_duration=0, skip_bad_rows=True
+        )
+    report = prepare_common_voice(
+        corpus,
+        tmp_path / "b",
+        ["en"],
+        min_duration=0,
+        skip_bad_rows=True,
+        max_bad_fraction=1.0,
+    )
+    assert report["en"]["train"]["dropped_by_reason"] == {"malformed_row": 12}
+    assert len(report["en"]["train"]["first_bad_rows"]) == 12
+
+
+def test_a_byte_order_mark_is_valid_utf8(corpus, tmp_path):
+    expected = prepare_common_voice(
+        corpus, tmp_path / "a", ["en"], min_duration=0
+    )
+    for name in ("train.tsv", "clip_durations.tsv"):
+        path = corpus / "en" / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    report = prepare_common_voice(
+        corpus, tmp_path / "b", ["en"], min_duration=0
+    )
+    assert report == expected
+    for split in ("train", "dev", "test"):
+        assert (tmp_path / "a" / f"{split}.csv").read_bytes() == (
+            tmp_path / "b" / f"{split}.csv"
+        ).read_bytes()
+
+
+def test_a_byte_that_is_not_utf8_names_file_line_and_column(corpus, tmp_path):
+    tsv = corpus / "en" / "train.tsv"
+    lines = tsv.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b"\t", b"\t\xe9t\xe9 ", 1)  # Latin-1 "été"
+    tsv.write_bytes(b"\n".join(lines))
+    with pytest.raises(
+        CommonVoiceFormatError, match=rf"{tsv}:3: not UTF-8: byte 0xe9"
+    ):
+        prepare_common_voice(corpus, tmp_path / "a", ["en"], min_duration=0)
+    report = prepare_common_voice(
+        corpus, tmp_path / "b", ["en"], min_duration=0, skip_bad_rows=True
+    )
+    assert report["en"]["train"]["dropped_by_reason"] == {"bad_encoding": 1}
+    # The other rows, non-ASCII ones included, are kept.
+    assert report["en"]["train"]["kept"] == len(lines) - 3  # header, end
+
+
+def test_a_bad_byte_in_the_header_is_always_an_error(corpus, tmp_path):
+    tsv = corpus / "en" / "dev.tsv"
+    tsv.write_bytes(b"client_id\xff" + tsv.read_bytes())
+    with pytest.raises(CommonVoiceFormatError, match=rf"{tsv}:1: not UTF-8"):
+        prepare_common_voice(
+            corpus, tmp_path / "a", ["en"], min_duration=0, skip_bad_rows=True
+        )
+
+
+def test_a_nul_byte_is_a_malformed_row(corpus, tmp_path):
+    tsv = corpus / "en" / "train.tsv"
+    lines = tsv.read_bytes().split(b"\n")
+    lines[1] = lines[1].replace(b"\t", b"\tA\x00", 1)
+    tsv.write_bytes(b"\n".join(lines))
+    with pytest.raises(CommonVoiceFormatError, match=rf"{tsv}:2: .*NUL"):
+        prepare_common_voice(corpus, tmp_path / "a", ["en"], min_duration=0)
+
+
+@pytest.mark.parametrize("sentence", ["", "  \u3000 "], ids=["empty", "blank"])
+def test_empty_and_blank_transcripts_are_dropped_and_counted(
+    corpus, tmp_path, sentence
+):
+    tsv = corpus / "en" / "train.tsv"
+    rows = read_tsv(tsv)
+    column = rows[0].index("sentence")
+    rows[1][column] = sentence
+    tsv.write_text(
+        "\n".join("\t".join(r) for r in rows) + "\n", encoding="utf-8"
+    )
+    report = prepare_common_voice(
+        corpus, tmp_path / "a", ["en"], min_duration=0
+    )
+    assert report["en"]["train"]["dropped_by_reason"] == {"empty_sentence": 1}
+    assert report["en"]["train"]["kept"] == len(rows) - 2
+
+
+@pytest.mark.parametrize("bad", ["", " ", "..", "en/../ru"])
+def test_a_language_code_that_is_not_a_folder_name_is_refused(
+    corpus, tmp_path, bad
+):
+    # "" would read data_folder itself as a locale.
+    with pytest.raises(ValueError, match="not a locale folder name"):
+        prepare_common_voice(corpus, tmp_path / "a", ["en", bad])

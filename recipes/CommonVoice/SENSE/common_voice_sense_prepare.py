@@ -27,8 +27,17 @@ locales needs no language list. A language without ``dev.tsv`` or
 ``test.tsv`` contributes nothing to that split (a warning, and
 ``"missing": true`` in its report entry); ``train.tsv`` is required.
 
+Every kept clip is checked before training (``verify_clips``, see
+:mod:`speechbrain_sense.clip_check`): decoded in parallel worker processes,
+with the verdicts cached in ``clip_checks.sqlite``, so that no corrupt,
+truncated, empty, missing or too-short clip reaches training. TSVs are read
+line by line as UTF-8 (a byte order mark is accepted): a bad byte is a row
+error naming its file, line and column. Bad rows stop the preparation, or
+with ``skip_bad_rows`` are counted per reason and the first of them named
+in the report, up to ``max_bad_fraction`` of a split.
+
 Durations come from ``clip_durations.tsv`` when the release ships it, else
-from each clip's header. Preparation is skipped when the manifests exist
+from each clip's decoding. Preparation is skipped when the manifests exist
 and were written with the same options; any change of languages (for
 ``"auto"``: of the locale folders found) or options redoes it.
 
@@ -46,8 +55,8 @@ Authors
 
 import array
 import bisect
+import codecs
 import contextlib
-import csv
 import json
 import os
 from collections import Counter
@@ -55,8 +64,9 @@ from pathlib import Path
 
 import numpy as np
 from speechbrain.utils.logger import get_logger
+from tqdm import tqdm
 
-from speechbrain_sense.audio import AudioReadError, audio_duration
+from speechbrain_sense.clip_check import ClipVerifier
 from speechbrain_sense.preparation import (
     OPTIONS_FILE,
     ManifestWriter,
@@ -77,6 +87,26 @@ AUTO_LANGUAGES = "auto"
 # Splits a partial release may lack (the language then has no such rows).
 OPTIONAL_SPLITS = ("dev", "test")
 OUTPUTS = [f"{split}.csv" for split in SPLITS] + [REPORT_FILE, RATIOS_FILE]
+# Verdicts of the clip checks (speechbrain_sense.clip_check), kept across
+# preparations: a rerun opens no clip again.
+CLIP_CHECKS_FILE = "clip_checks.sqlite"
+# Rows whose clips are checked together (bounds memory, keeps row order).
+CHECK_CHUNK = 4096
+# Bad rows named in the report per language and split.
+FIRST_BAD_ROWS = 20
+# max_bad_fraction applies to a split with more bad rows than this: two bad
+# clips of a 20-clip locale are not a broken download.
+BAD_ROWS_ALWAYS_TOLERATED = 10
+# Dropped rows that are damage, not filters: max_bad_fraction counts these.
+BAD_ROW_REASONS = (
+    "malformed_row",
+    "bad_encoding",
+    "missing_clip",
+    "empty_clip",
+    "corrupt_clip",
+    "too_short_to_encode",
+    "truncated_clip",
+)
 
 
 class CommonVoiceFormatError(ValueError):
@@ -92,6 +122,9 @@ def prepare_common_voice(
     language_alpha=0.05,
     allow_empty_languages=False,
     skip_bad_rows=False,
+    verify_clips="decode",
+    max_bad_fraction=0.01,
+    num_workers=None,
 ):
     """Writes the SENSE manifests for the given Common Voice languages.
 
@@ -115,16 +148,32 @@ def prepare_common_voice(
         Accept a language whose training split keeps no utterance
         (otherwise an error).
     skip_bad_rows : bool
-        Count and skip malformed TSV rows and unreadable or missing clips
-        instead of stopping with an error that names the file and line.
+        Count and skip bad rows (malformed, not UTF-8) and bad clips
+        (missing, empty, corrupt, truncated, shorter than one encoder
+        frame) instead of stopping with an error that names the file and
+        line.
+    verify_clips : str
+        How every kept clip is checked before training
+        (:mod:`speechbrain_sense.clip_check`): ``"decode"`` (decoded
+        whole), ``"header"`` (header only) or ``"none"`` (only that it
+        exists). Verdicts are cached in ``clip_checks.sqlite`` of
+        ``save_folder``.
+    max_bad_fraction : float
+        With ``skip_bad_rows``, the largest share of bad rows a language's
+        split may have once it has more than ``BAD_ROWS_ALWAYS_TOLERATED``
+        (10) of them; above it the preparation fails (a broken download is
+        not a few bad clips).
+    num_workers : int, optional
+        Processes checking clips (default: the usable cores).
 
     Returns
     -------
     dict
         The report: per language (in the order prepared, i.e. the resolved
         language list) and split, kept and dropped counts with reasons,
-        and kept hours; a split whose TSV is absent has ``"missing":
-        True`` and zero counts.
+        and kept hours, and the first bad rows (``first_bad_rows``, by
+        file and line) when any; a split whose TSV is absent has
+        ``"missing": True`` and zero counts.
     """
     if isinstance(languages, str):
         if languages != AUTO_LANGUAGES:
@@ -148,6 +197,18 @@ def prepare_common_voice(
         raise ValueError("no language given to prepare_common_voice")
     if len(set(languages)) != len(languages):
         raise ValueError(f"duplicate languages in {languages}")
+    for lang in languages:
+        # "" would name data_folder itself, "a/b" or ".." another folder.
+        if (
+            not isinstance(lang, str)
+            or not lang.strip()
+            or Path(lang).name != lang
+            or lang in (".", "..")
+        ):
+            raise ValueError(
+                f"{lang!r} in languages is not a locale folder name "
+                f"(languages: {languages})"
+            )
     save_folder = Path(save_folder)
     # The resolved list, never "auto": adding or removing a locale folder
     # then changes the options and redoes the preparation.
@@ -159,6 +220,8 @@ def prepare_common_voice(
         "language_alpha": language_alpha,
         "allow_empty_languages": allow_empty_languages,
         "skip_bad_rows": skip_bad_rows,
+        "verify_clips": verify_clips,
+        "max_bad_fraction": max_bad_fraction,
     }
     if already_prepared(save_folder, options, OUTPUTS):
         logger.info(f"Common Voice manifests in {save_folder} are up to date")
@@ -166,7 +229,17 @@ def prepare_common_voice(
 
     save_folder.mkdir(parents=True, exist_ok=True)
     report = {}
+    filters = {
+        "min_duration": min_duration,
+        "max_duration": max_duration,
+        "max_bad_fraction": max_bad_fraction,
+    }
     with contextlib.ExitStack() as stack:
+        verifier = stack.enter_context(
+            ClipVerifier(
+                save_folder / CLIP_CHECKS_FILE, verify_clips, num_workers
+            )
+        )
         # Temporary files until the commits below: an error on the way
         # (the ExitStack deletes them) leaves the manifests as they were.
         writers = {
@@ -182,7 +255,7 @@ def prepare_common_voice(
                     f"language folder {lang_dir} not found; is data_folder "
                     "the root of a Common Voice release?"
                 )
-            durations = _read_clip_durations(lang_dir)
+            durations = _read_clip_durations(lang_dir, skip_bad_rows)
             report[lang] = {}
             for split in SPLITS:
                 report[lang][split] = _prepare_split(
@@ -190,10 +263,10 @@ def prepare_common_voice(
                     lang,
                     split,
                     durations,
-                    min_duration,
-                    max_duration,
+                    filters,
                     skip_bad_rows,
                     writers[split],
+                    verifier,
                 )
             # Freed before the next locale's table is read.
             del durations
@@ -420,18 +493,70 @@ def _clip_number(clip, prefix):
     return int(digits)
 
 
-def _read_clip_durations(lang_dir):
-    """Clip durations in seconds from ``clip_durations.tsv`` if present."""
+def _tsv_lines(path, reject):
+    """Yields ``(line number, text)`` of a TSV file, decoded as UTF-8.
+
+    Decoded line by line, so that a byte that is not UTF-8 is a row error
+    naming its file and line (given to ``reject``, which raises or counts
+    it) rather than a ``UnicodeDecodeError`` for the whole file. A UTF-8
+    byte order mark before the header is valid UTF-8 and is dropped.
+
+    Arguments
+    ---------
+    path : Path
+        The TSV file.
+    reject : callable
+        ``reject(reason, message)`` for a line that is not UTF-8; the
+        header line is always an error.
+
+    Yields
+    ------
+    (int, str)
+        The line number (from 1) and the line without its line break.
+    """
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            raw = raw.rstrip(b"\r\n")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                message = (
+                    f"{path}:{number}: not UTF-8: byte "
+                    f"0x{raw[error.start]:02x} at column {error.start + 1}"
+                )
+                if number == 1:
+                    raise CommonVoiceFormatError(message) from error
+                reject("bad_encoding", message)
+                continue
+            yield number, text
+
+
+def _read_clip_durations(lang_dir, skip_bad_rows=False):
+    """Clip durations in seconds from ``clip_durations.tsv`` if present.
+
+    A malformed line is an error naming the file and line; with
+    ``skip_bad_rows`` a line that is not UTF-8 is skipped with a warning
+    (its clip then gets its duration from its audio).
+    """
     path = lang_dir / "clip_durations.tsv"
     prefix = f"common_voice_{lang_dir.name}_"
     if not path.is_file():
         return ClipDurations.from_lines(prefix, [])
 
-    def lines(f):
+    def reject(reason, message):
+        """Raises, or warns with ``skip_bad_rows``."""
+        if not skip_bad_rows:
+            raise CommonVoiceFormatError(message)
+        logger.warning(f"skipped: {message}")
+
+    def lines():
         """Yields ``(clip, seconds)`` per row; errors name the file and line."""
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        next(reader, None)
-        for line, row in enumerate(reader, start=2):
+        rows = _tsv_lines(path, reject)
+        next(rows, None)
+        for line, text in rows:
+            row = text.split("\t")
             try:
                 yield row[0], float(row[1]) / 1000.0
             except (IndexError, ValueError) as error:
@@ -440,16 +565,64 @@ def _read_clip_durations(lang_dir):
                     f"got {row!r}"
                 ) from error
 
-    with open(path, encoding="utf-8", newline="") as f:
-        return ClipDurations.from_lines(prefix, lines(f))
+    return ClipDurations.from_lines(prefix, lines())
+
+
+def _count_lines(path):
+    """Lines of a file (for the progress bar's total), read in blocks."""
+    count = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            count += block.count(b"\n")
+    return count
 
 
 def _prepare_split(
-    lang_dir, lang, split, durations, min_dur, max_dur, skip_bad_rows, writer
+    lang_dir,
+    lang,
+    split,
+    durations,
+    filters,
+    skip_bad_rows,
+    writer,
+    verifier,
 ):
-    """Reads one TSV, writes its kept rows to ``writer``; returns counts."""
+    """Reads one TSV, writes its kept rows to ``writer``; returns counts.
+
+    Rows pass the text and duration filters first; the clips of the rows
+    left are then checked by ``verifier`` (in chunks, in parallel), so a
+    clip that is filtered out is never opened.
+
+    Arguments
+    ---------
+    lang_dir : Path
+        The locale folder.
+    lang : str
+        Its locale code.
+    split : str
+        ``train``, ``dev`` or ``test``.
+    durations : ClipDurations
+        The locale's ``clip_durations.tsv``.
+    filters : dict
+        ``min_duration``, ``max_duration`` (seconds) and
+        ``max_bad_fraction``.
+    skip_bad_rows : bool
+        Count and skip bad rows and clips instead of raising.
+    writer : ManifestWriter
+        Where the kept rows go.
+    verifier : ClipVerifier
+        Checks the clips.
+
+    Returns
+    -------
+    dict
+        Kept and dropped counts (by reason), kept hours and the first bad
+        rows, named by file and line.
+    """
     tsv = lang_dir / f"{split}.tsv"
+    min_dur, max_dur = filters["min_duration"], filters["max_duration"]
     dropped = Counter()
+    first_bad = []
     # The kept durations as written, summed as the rows' values always
     # were (sum() of Python floats in row order): the report's hours stay
     # the same to the last bit. 8 bytes per kept row of this split.
@@ -475,20 +648,67 @@ def _prepare_split(
             raise CommonVoiceFormatError(message)
         logger.warning(f"skipped: {message}")
         dropped[reason] += 1
+        if len(first_bad) < FIRST_BAD_ROWS:
+            first_bad.append(message)
 
-    with open(tsv, encoding="utf-8", newline="") as f:
+    def keep(row, duration):
+        """Writes a row that passed every check."""
+        written = f"{duration:.3f}"
+        writer.writerow({**row, "duration": written})
+        kept_seconds.append(float(written))
+
+    pending = []  # (line, clip, listed seconds, manifest row) to check
+
+    def check_pending():
+        """Checks the clips of the pending rows; writes the good ones."""
+        verdicts = verifier.check(
+            [
+                (f"{lang}/clips/{clip}", lang_dir / "clips" / clip, listed)
+                for _, clip, listed, _ in pending
+            ]
+        )
+        for (line, clip, listed, row), verdict in zip(pending, verdicts):
+            if not verdict.ok:
+                reason = verdict.reason
+                reject(
+                    reason,
+                    f"{tsv}:{line}: clip {lang_dir / 'clips' / clip}: "
+                    f"{verdict.detail}",
+                )
+                continue
+            duration = listed if listed is not None else verdict.seconds
+            if listed is None and duration < min_dur:
+                dropped["too_short"] += 1
+            elif listed is None and duration > max_dur:
+                dropped["too_long"] += 1
+            else:
+                keep(row, duration)
+        pending.clear()
+
+    rows_read = 0
+    lines = _tsv_lines(tsv, reject)
+    progress = tqdm(
+        total=max(_count_lines(tsv) - 1, 0),
+        desc=f"{lang} {split}",
+        unit="row",
+        disable=None,  # on a terminal only, not in job logs
+    )
+    with progress:
         # Common Voice TSVs are unquoted: quotes are part of the sentence.
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = next(reader, None)
+        first = next(lines, None)
+        header = None if first is None else first[1].split("\t")
         if header is None or not set(CV_COLUMNS) <= set(header):
             raise CommonVoiceFormatError(
                 f"{tsv}:1: header {header} lacks the Common Voice columns "
                 f"{list(CV_COLUMNS)}"
             )
         column = {name: header.index(name) for name in CV_COLUMNS}
-        for line, row in enumerate(reader, start=2):
-            if not row:
+        for line, text in lines:
+            progress.update()
+            if not text:
                 continue
+            rows_read += 1
+            row = text.split("\t")
             if len(row) != len(header):
                 reject(
                     "malformed_row",
@@ -496,42 +716,58 @@ def _prepare_split(
                     f"{len(header)}",
                 )
                 continue
+            if "\0" in text:
+                reject("malformed_row", f"{tsv}:{line}: holds a NUL byte")
+                continue
             clip = row[column["path"]]
             sentence = " ".join(row[column["sentence"]].split())
             if not sentence:
                 dropped["empty_sentence"] += 1
                 continue
-            clip_path = lang_dir / "clips" / clip
-            duration = durations.get(clip)
-            if duration is None or not clip_path.is_file():
-                try:
-                    if not clip_path.is_file():
-                        raise AudioReadError(f"clip {clip_path} not found")
-                    duration = audio_duration(clip_path)
-                except AudioReadError as error:
-                    reject("unreadable_clip", f"{tsv}:{line}: {error}")
-                    continue
-            if duration < min_dur:
+            if not clip.strip() or Path(clip).name != clip:
+                reject(
+                    "malformed_row",
+                    f"{tsv}:{line}: path {clip!r} is not a clip file name",
+                )
+                continue
+            listed = durations.get(clip)
+            # A listed duration filters before the clip is opened.
+            if listed is not None and listed < min_dur:
                 dropped["too_short"] += 1
                 continue
-            if duration > max_dur:
+            if listed is not None and listed > max_dur:
                 dropped["too_long"] += 1
                 continue
-            written = f"{duration:.3f}"
-            writer.writerow(
-                {
-                    "ID": f"{lang}-{Path(clip).stem}",
-                    "duration": written,
-                    "wav": f"$data_root/{lang}/clips/{clip}",
-                    "sentence": sentence,
-                    "lang": lang,
-                    "client_id": row[column["client_id"]],
-                }
-            )
-            kept_seconds.append(float(written))
-    return {
+            manifest_row = {
+                "ID": f"{lang}-{Path(clip).stem}",
+                "wav": f"$data_root/{lang}/clips/{clip}",
+                "sentence": sentence,
+                "lang": lang,
+                "client_id": row[column["client_id"]],
+            }
+            pending.append((line, clip, listed, manifest_row))
+            if len(pending) >= CHECK_CHUNK:
+                check_pending()
+        check_pending()
+    bad = sum(dropped[reason] for reason in BAD_ROW_REASONS)
+    if (
+        bad > BAD_ROWS_ALWAYS_TOLERATED
+        and bad / rows_read > filters["max_bad_fraction"]
+    ):
+        counts = {r: dropped[r] for r in BAD_ROW_REASONS if dropped[r]}
+        raise CommonVoiceFormatError(
+            f"{tsv}: {bad} of {rows_read} rows are bad "
+            f"({bad / rows_read:.1%} > max_bad_fraction="
+            f"{filters['max_bad_fraction']}): "
+            f"{counts}"
+            f"; first: {first_bad[:3]}. Is the download complete?"
+        )
+    result = {
         "kept": len(kept_seconds),
         "kept_hours": sum(kept_seconds) / 3600,
         "dropped": sum(dropped.values()),
         "dropped_by_reason": dict(dropped),
     }
+    if first_bad:
+        result["first_bad_rows"] = first_bad
+    return result
