@@ -5,17 +5,32 @@ into SpeechBrain ``DynamicItemDataset`` s and computes w2v-BERT features
 from the audio inside the DataLoader workers, so the training thread only
 receives ready, per-utterance feature matrices.
 
+A clip that passed preparation can still fail to load in training (a disk
+or network filesystem error, a file replaced under the run). With
+``tolerate_load_errors`` the pipeline reports the failure instead of
+raising inside a worker, :class:`LoadTolerantBatch` leaves the utterance
+out of its batch, and :class:`LoadFailureGuard`, in the training process,
+logs it by id and path and stops the run with a summary once failures
+exceed a limit: never a raw DataLoader worker traceback, never a silent
+drop.
+
 Authors
  * speechbrain-sense developers 2026
 """
 
 import speechbrain as sb
+from speechbrain.dataio.batch import PaddedBatch
+from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.audio import load_audio
+from speechbrain_sense.audio import AudioReadError, load_audio
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.w2v_bert import W2VBertFeatures
 
+logger = get_logger(__name__)
+
 SPLITS = ("train", "dev", "test")
+# The dynamic item saying why an utterance failed to load (None: it did not).
+LOAD_ERROR_KEY = "load_error"
 
 
 def manifest_datasets(csv_files, data_folder):
@@ -62,6 +77,7 @@ def audio_feature_pipeline(
     sample_rate=16000,
     cache_dir=None,
     cache_in_memory=False,
+    tolerate_load_errors=False,
 ):
     """Dynamic item ``wav -> (features, num_frames)`` for the workers.
 
@@ -77,12 +93,17 @@ def audio_feature_pipeline(
     cache_in_memory : bool
         Small corpora only: each (persistent) worker keeps the features it
         computed, so later epochs skip decoding. Off for real data.
+    tolerate_load_errors : bool
+        A clip that fails to decode, or is too short for one frame, gives
+        ``features=None`` and its error message as ``load_error`` instead
+        of raising in the worker; collate with :class:`LoadTolerantBatch`.
 
     Returns
     -------
     callable
         A SpeechBrain dynamic item taking ``wav`` and providing
-        ``features`` (``[frames, 160]``) and ``num_frames``.
+        ``features`` (``[frames, 160]``), ``num_frames`` and
+        ``load_error`` (``None``, or why the clip failed).
     """
     features = W2VBertFeatures(
         encoder_source, cache_dir=cache_dir, sample_rate=sample_rate
@@ -90,7 +111,7 @@ def audio_feature_pipeline(
     memory_cache = {} if cache_in_memory else None
 
     @sb.utils.data_pipeline.takes("wav")
-    @sb.utils.data_pipeline.provides("features", "num_frames")
+    @sb.utils.data_pipeline.provides("features", "num_frames", LOAD_ERROR_KEY)
     def audio_pipeline(wav):
         """Compute the w2v-BERT features of one audio file.
 
@@ -105,14 +126,25 @@ def audio_feature_pipeline(
             Feature matrix, [frames, 160].
         num_frames : int
             Number of feature frames.
+        load_error : str or None
+            Why the clip could not be used (``tolerate_load_errors``).
         """
         frames = memory_cache.get(wav) if memory_cache is not None else None
         if frames is None:
-            frames = features(load_audio(wav, sample_rate))
+            try:
+                frames = features(load_audio(wav, sample_rate))
+            except (AudioReadError, ValueError) as error:
+                if not tolerate_load_errors:
+                    raise
+                yield None
+                yield 0
+                yield f"{wav}: {error}"
+                return
             if memory_cache is not None:
                 memory_cache[wav] = frames
         yield frames
         yield frames.shape[0]
+        yield None
 
     return audio_pipeline
 
@@ -141,3 +173,135 @@ def loader_options(options):
         options.pop("persistent_workers", None)
         options.pop("prefetch_factor", None)
     return options
+
+
+class LoadTolerantBatch(PaddedBatch):
+    """``PaddedBatch`` of the examples that loaded; the others are listed.
+
+    The DataLoader's ``collate_fn`` for datasets whose output keys include
+    ``load_error`` (:func:`audio_feature_pipeline` with
+    ``tolerate_load_errors``). Examples with an error are left out of the
+    padded batch and named in :attr:`load_failures`; the training process
+    reports them through :class:`LoadFailureGuard`.
+
+    Arguments
+    ---------
+    examples : list of dict
+        The examples of one batch.
+    **kwargs
+        Passed to ``PaddedBatch``.
+
+    Example
+    -------
+    >>> import torch
+    >>> batch = LoadTolerantBatch([
+    ...     {"id": "a", "x": torch.ones(2), "load_error": None},
+    ...     {"id": "b", "x": None, "load_error": "b.mp3: corrupt"},
+    ... ])
+    >>> batch.id, batch.load_failures
+    (['a'], [('b', 'b.mp3: corrupt')])
+    """
+
+    def __init__(self, examples, **kwargs):
+        self.load_failures = [
+            (example.get("id"), example[LOAD_ERROR_KEY])
+            for example in examples
+            if example.get(LOAD_ERROR_KEY) is not None
+        ]
+        good = [
+            {k: v for k, v in example.items() if k != LOAD_ERROR_KEY}
+            for example in examples
+            if example.get(LOAD_ERROR_KEY) is None
+        ]
+        self.loaded = len(good)
+        if good:
+            super().__init__(good, **kwargs)
+
+    def to(self, *args, **kwargs):
+        """Moves the tensors (nothing to move when no example loaded).
+
+        Arguments
+        ---------
+        *args
+            Passed to ``PaddedBatch.to``.
+        **kwargs
+            Passed to ``PaddedBatch.to``.
+
+        Returns
+        -------
+        LoadTolerantBatch
+            ``self``.
+        """
+        if self.loaded:
+            super().to(*args, **kwargs)
+        return self
+
+
+class LoadFailureGuard:
+    """Reports utterances that failed to load, and stops a run with too many.
+
+    Arguments
+    ---------
+    max_failures : int
+        Failures tolerated in one run (per process); one more stops it with
+        a summary of the first ones.
+
+    Example
+    -------
+    >>> import torch
+    >>> guard = LoadFailureGuard(max_failures=1)
+    >>> batch = LoadTolerantBatch([
+    ...     {"id": "a", "x": torch.ones(2), "load_error": None},
+    ...     {"id": "b", "x": None, "load_error": "b.mp3: corrupt"},
+    ... ])
+    >>> guard.check(batch, "train")
+    >>> guard.failures
+    [('b', 'b.mp3: corrupt')]
+    """
+
+    SUMMARY_LENGTH = 10
+
+    def __init__(self, max_failures):
+        self.max_failures = int(max_failures)
+        self.failures = []
+
+    def check(self, batch, stage):
+        """Logs a batch's load failures; raises past the limit.
+
+        Arguments
+        ---------
+        batch : LoadTolerantBatch or PaddedBatch
+            A collated batch.
+        stage : object
+            Where it is used (for the log, e.g. ``sb.Stage.TRAIN``).
+
+        Raises
+        ------
+        RuntimeError
+            When failures exceed ``max_failures``, or no utterance of the
+            batch loaded (a lost disk, not a bad clip).
+        """
+        failures = getattr(batch, "load_failures", [])
+        for utterance, message in failures:
+            logger.warning(f"{stage}: utterance {utterance} skipped: {message}")
+        self.failures.extend(failures)
+        if len(self.failures) > self.max_failures:
+            raise RuntimeError(
+                f"{len(self.failures)} utterances failed to load, more than "
+                f"max_load_failures={self.max_failures}: "
+                f"{self._summary()}"
+            )
+        if failures and not getattr(batch, "loaded", 1):
+            raise RuntimeError(
+                f"no utterance of a batch of {len(failures)} loaded (is the "
+                f"data folder still there?): {self._summary()}"
+            )
+
+    def _summary(self):
+        """The first failures, one per line."""
+        shown = self.failures[: self.SUMMARY_LENGTH]
+        more = len(self.failures) - len(shown)
+        lines = [f"{utterance}: {message}" for utterance, message in shown]
+        if more:
+            lines.append(f"... and {more} more")
+        return "\n  " + "\n  ".join(lines)
