@@ -381,6 +381,7 @@ def build_ours(options, corpus):
             "loss_scale": 1.0,
             "contrastive_weight": 0.0,
             "contrastive_temperature": 0.05,
+            "max_load_failures": 0,
             **_optimizer_classes(options),
         },
         run_opts=_run_opts(options, options["precision"], compile=True),

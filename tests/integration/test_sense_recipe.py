@@ -106,6 +106,55 @@ def test_two_epochs_then_resume(corpus, tmp_path):
     assert "are up to date" in log
 
 
+def test_a_clip_that_fails_to_load_in_training_is_skipped_and_reported(
+    corpus, tmp_path
+):
+    data = Path(shutil.copytree(corpus, tmp_path / "cv"))
+    out = tmp_path / "exp"
+    args = tiny_overrides(data, out, epochs=1)
+    run_recipe(args)
+    # A disk error after preparation: a clip now fails to decode. A dev
+    # clip, since validation reads every one of them every epoch (the
+    # training sampler draws with replacement); both go through the same
+    # collate_fn and guard.
+    rows = (out / "save" / "dev.csv").read_text().splitlines()[1:]
+    utterance, _, wav = rows[0].split(",")[:3]
+    clip = data / wav.replace("$data_root/", "")
+    clip.write_bytes(b"\xff" * 2000)
+    # The same experiment goes on (its preparation is up to date, so the
+    # clip is not checked again): epoch 2 is validated without it.
+    log = run_recipe(tiny_overrides(data, out, epochs=2))
+    assert "Going into epoch 2" in log
+    assert re.search(rf"utterance {utterance} skipped: .*{clip.name}", log)
+    # Past max_load_failures the run stops with a summary naming the clip,
+    # from the training process: no DataLoader worker traceback.
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            str(HPARAMS),
+            *[
+                a
+                for a in tiny_overrides(data, out, epochs=3)
+                if not a.startswith("--num_workers")
+            ],
+            "--max_load_failures=0",
+            "--num_workers=1",
+        ],
+        cwd=RECIPE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "more than max_load_failures=0" in output, output[-3000:]
+    assert f"{utterance}: {clip}" in output
+    assert "DataLoader worker" not in output
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -34,8 +34,12 @@ from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_sense.arguments import parse_arguments
 from speechbrain_sense.data import synthesize_if_empty
 from speechbrain_sense.dataio import (
+    LOAD_ERROR_KEY,
+    LoadFailureGuard,
+    LoadTolerantBatch,
     audio_feature_pipeline,
     loader_options,
     manifest_datasets,
@@ -64,6 +68,24 @@ logger = get_logger(__name__)
 
 class SENSEBrain(sb.Brain):
     """Teacher-student alignment of utterance and sentence embeddings."""
+
+    def fit_batch(self, batch):
+        """Reports clips that failed to load, then trains on the others."""
+        self._load_failures().check(batch, sb.Stage.TRAIN)
+        return super().fit_batch(batch)
+
+    def evaluate_batch(self, batch, stage):
+        """Reports clips that failed to load, then evaluates the others."""
+        self._load_failures().check(batch, stage)
+        return super().evaluate_batch(batch, stage)
+
+    def _load_failures(self):
+        """The run's :class:`LoadFailureGuard` (``max_load_failures``)."""
+        if not hasattr(self, "load_failure_guard"):
+            self.load_failure_guard = LoadFailureGuard(
+                self.hparams.max_load_failures
+            )
+        return self.load_failure_guard
 
     def compute_forward(self, batch, stage):
         """Utterance embeddings ``[B, D]`` of a batch of features."""
@@ -305,6 +327,7 @@ def dataio_prepare(hparams, teacher_cache, splits=("train", "dev", "test")):
         sample_rate=hparams["sample_rate"],
         cache_dir=hparams["pretrained_cache"],
         cache_in_memory=hparams["cache_features_in_memory"],
+        tolerate_load_errors=True,
     )
 
     @sb.utils.data_pipeline.takes("sentence")
@@ -314,7 +337,7 @@ def dataio_prepare(hparams, teacher_cache, splits=("train", "dev", "test")):
         return teacher_cache[sentence]
 
     keys = ["id", "features", "num_frames", "teacher_embedding"]
-    keys += ["sentence", "lang"]
+    keys += ["sentence", "lang", LOAD_ERROR_KEY]
     for dataset in datasets.values():
         dataset.add_dynamic_item(audio_pipeline)
         dataset.add_dynamic_item(teacher_pipeline)
@@ -334,8 +357,13 @@ def dataio_prepare(hparams, teacher_cache, splits=("train", "dev", "test")):
         else:
             # Evaluation: every utterance once, sharded across DDP ranks.
             sampler = hparams["eval_sampler"](durations, None)
+        # A clip that fails to load is left out of its batch and reported
+        # by SENSEBrain (LoadFailureGuard), not raised inside a worker.
         loaders[split] = make_dataloader(
-            dataset, batch_sampler=sampler, **options
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=LoadTolerantBatch,
+            **options,
         )
     # Brain.fit calls set_epoch on it every epoch (with or without DDP);
     # mid-epoch checkpoints resume at the right batch: the sampler's plan
@@ -464,7 +492,8 @@ def build_teacher_cache(hparams):
 
 
 if __name__ == "__main__":
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+    # SpeechBrain's, with a fractional --ckpt_interval_minutes accepted.
+    hparams_file, run_opts, overrides = parse_arguments(sys.argv[1:])
     sb.utils.distributed.ddp_init_group(run_opts)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
@@ -498,6 +527,9 @@ if __name__ == "__main__":
             "language_alpha": hparams["language_alpha"],
             "allow_empty_languages": hparams["allow_empty_languages"],
             "skip_bad_rows": hparams["skip_bad_rows"],
+            "verify_clips": hparams["verify_clips"],
+            "max_bad_fraction": hparams["max_bad_fraction"],
+            "num_workers": hparams["prepare_workers"],
         },
     )
 
