@@ -1,11 +1,14 @@
 """A real ``sb.Brain`` fed by a ShardStream, killed and resumed mid-epoch.
 
-Run by ``test_shard_training.py``. Trains a linear probe on mean-pooled
-features for 2 epochs with 2 DataLoader workers and a checkpoint after
+Run by ``test_shard_training.py``. Trains a linear probe (after dropout, so
+that the random streams matter) on mean-pooled features for 2 epochs with 2 DataLoader workers and a checkpoint after
 every step (``ckpt_interval_steps=1``). Every training batch's clip ids
 are appended to ``<out>/seen.jsonl`` as it is trained. With ``KILL_EPOCH``
 and ``KILL_STEP`` > 0 the process SIGKILLs itself right after the
-checkpoint of that step, as a preempted cluster job dies.
+checkpoint of that step, as a preempted cluster job dies. The final
+weights go to ``<out>/final.pt``. The checkpoints hold the generators'
+states (:class:`~speechbrain_sense.random_state.RandomState`) unless
+``NO_RANDOM_STATE=1``.
 
 Usage: shard_resume_brain.py SHARDS RATIOS OUT KILL_EPOCH KILL_STEP
 """
@@ -21,6 +24,7 @@ import torch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
 
+from speechbrain_sense.random_state import RandomState
 from speechbrain_sense.sampling import load_language_ratios
 from speechbrain_sense.streaming import ShardStream, StreamLoader
 
@@ -60,13 +64,15 @@ def main(shards, ratios, out, kill_epoch, kill_step):
         language_ratios=load_language_ratios(ratios),
         **STREAM_OPTIONS,
     )
-    loader = StreamLoader(stream)
-    probe = torch.nn.Linear(160, 4)
+    # Its own generator: creating an epoch's iterator then draws nothing
+    # from the global one, whose state the checkpoints restore.
+    loader = StreamLoader(stream, generator=torch.Generator().manual_seed(0))
+    probe = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Linear(160, 4))
     counter = EpochCounter(2)
-    checkpointer = Checkpointer(
-        Path(out) / "save",
-        {"probe": probe, "counter": counter, "train_loader": loader},
-    )
+    recoverables = {"probe": probe, "counter": counter, "train_loader": loader}
+    if os.environ.get("NO_RANDOM_STATE") != "1":
+        recoverables["random_state"] = RandomState()
+    checkpointer = Checkpointer(Path(out) / "save", recoverables)
     brain = ProbeBrain(
         modules={"probe": probe},
         opt_class=lambda params: torch.optim.SGD(params, lr=0.01),
@@ -81,6 +87,7 @@ def main(shards, ratios, out, kill_epoch, kill_step):
     )
     brain.train_sampler = stream
     brain.fit(counter, loader, progressbar=False)
+    torch.save(probe.state_dict(), Path(out) / "final.pt")
 
 
 if __name__ == "__main__":

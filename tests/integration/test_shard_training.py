@@ -89,7 +89,7 @@ def test_two_ranks_two_workers_split_the_epoch_exactly(shard_corpus, tmp_path):
     assert seen[0] | seen[1] == all_clips
 
 
-def run_probe(corpus, out, kill=(0, 0)):
+def run_probe(corpus, out, kill=(0, 0), random_state=True):
     command = [
         sys.executable,
         str(HERE / "shard_resume_brain.py"),
@@ -99,9 +99,15 @@ def run_probe(corpus, out, kill=(0, 0)):
         *map(str, kill),
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    if not random_state:
+        env["NO_RANDOM_STATE"] = "1"
     return subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=300
     )
+
+
+def final_weights(out):
+    return torch.load(Path(out) / "final.pt", weights_only=True)
 
 
 def seen_batches(out):
@@ -126,6 +132,20 @@ def test_killed_training_resumes_at_the_next_batch(shard_corpus, tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     # Nothing lost, nothing trained twice, in the same order.
     assert seen_batches(killed) == reference
+    # Bit-exact: the resumed run continues the same random streams
+    # (dropout here), so its final weights equal the uninterrupted run's.
+    whole_weights, resumed = final_weights(whole), final_weights(killed)
+    assert all(torch.equal(whole_weights[k], resumed[k]) for k in resumed)
+
+    # Without the generator states in the checkpoints, the resumed run
+    # reseeds and drifts: what the check above would catch.
+    drifted = tmp_path / "drifted"
+    for kill in ((2, 3), (0, 0)):
+        run_probe(shard_corpus, drifted, kill=kill, random_state=False)
+    assert seen_batches(drifted) == reference
+    assert not torch.equal(
+        final_weights(drifted)["1.weight"], whole_weights["1.weight"]
+    )
 
 
 def test_shards_and_audio_give_the_same_loss_curve(shard_corpus):
