@@ -313,6 +313,17 @@ def prepared_splits(hparams):
     return splits
 
 
+def loader_generator(seed):
+    """A DataLoader's own generator (its workers' seeds).
+
+    Without one, creating each epoch's iterator draws from the global
+    generator, whose state the checkpoints restore (``RandomState``): a
+    resumed run would then draw once more than the interrupted one and
+    drift from it.
+    """
+    return torch.Generator().manual_seed(int(seed))
+
+
 def dataio_prepare(hparams, teacher_cache, splits=("train", "dev", "test")):
     """Data loaders of the splits, from the manifests' audio.
 
@@ -363,6 +374,7 @@ def dataio_prepare(hparams, teacher_cache, splits=("train", "dev", "test")):
             dataset,
             batch_sampler=sampler,
             collate_fn=LoadTolerantBatch,
+            generator=loader_generator(hparams["seed"]),
             **options,
         )
     # Brain.fit calls set_epoch on it every epoch (with or without DDP);
@@ -455,7 +467,9 @@ def stream_prepare(hparams, teacher_cache, splits=("train", "dev", "test")):
     for split in splits[1:]:
         streams[split] = ShardStream(hparams["shards_folder"], split, **common)
     loaders = {
-        split: StreamLoader(stream, **options)
+        split: StreamLoader(
+            stream, generator=loader_generator(hparams["seed"]), **options
+        )
         for split, stream in streams.items()
     }
     # Brain.fit calls set_epoch on the stream every epoch; the loader
