@@ -106,6 +106,24 @@ def test_two_epochs_then_resume(corpus, tmp_path):
     assert "are up to date" in log
 
 
+def test_a_resumed_run_equals_the_uninterrupted_one(corpus, tmp_path):
+    """Equal, not close: the checkpoints hold the generators' states."""
+
+    def kept_student(out):
+        (checkpoint,) = (out / "save").glob("CKPT+*")
+        meta = (checkpoint / "CKPT.yaml").read_text()
+        state = torch.load(checkpoint / "student.ckpt", weights_only=True)
+        return re.search(r"epoch: \d+", meta).group(), state
+
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    run_recipe(tiny_overrides(corpus, whole, epochs=3))
+    run_recipe(tiny_overrides(corpus, resumed, epochs=2))
+    run_recipe(tiny_overrides(corpus, resumed, epochs=3))
+    (epoch, expected), (epoch2, state) = map(kept_student, (whole, resumed))
+    assert epoch == epoch2
+    assert all(torch.equal(expected[k], state[k]) for k in expected)
+
+
 def test_a_clip_that_fails_to_load_in_training_is_skipped_and_reported(
     corpus, tmp_path
 ):
