@@ -78,6 +78,10 @@ class ClipVerdict:
         return self.reason is None
 
 
+# The verdict of a clip that is not on disk (found by a stat, never cached).
+MISSING = ClipVerdict("missing_clip", "the file does not exist", None)
+
+
 def check_clip(path, listed_seconds=None, mode="decode"):
     """Checks one clip.
 
@@ -103,7 +107,7 @@ def check_clip(path, listed_seconds=None, mode="decode"):
     try:
         size = path.stat().st_size
     except OSError:
-        return ClipVerdict("missing_clip", "the file does not exist", None)
+        return MISSING
     if size == 0:
         return ClipVerdict("empty_clip", "the file is empty (0 bytes)", None)
     if mode == "none":
@@ -259,9 +263,7 @@ class ClipVerifier:
             try:
                 stat = os.stat(path)
             except OSError:
-                verdicts[i] = ClipVerdict(
-                    "missing_clip", "the file does not exist", None
-                )
+                verdicts[i] = MISSING
                 continue
             stats[i] = (stat.st_size, stat.st_mtime_ns)
         if self._db is not None and stats:
