@@ -21,6 +21,12 @@ The same blockwise scan gives:
   sharing the query's group label: all recordings of a sentence, all
   translations of it), the form that speech-to-speech and text-to-speech
   retrieval take;
+* low-precision scoring (``precision="fp16"``, the default on a GPU, or
+  ``"bf16"``) for :func:`target_ranks` and :func:`topk_search`: blocks are
+  scored on tensor cores and the answer is still the fp32 one, because
+  every decision the rounding could have changed (a key within
+  :func:`score_error_bound` of the target, of the ``k``-th neighbour) is
+  taken again in fp32;
 * :func:`margin_search` and :func:`xsim_error`, LASER's xSIM: the error
   rate of ratio-margin retrieval, ``cos(x, y)`` divided by the mean of the
   average cosine of ``x`` to its ``k`` nearest targets and of ``y`` to its
@@ -76,7 +82,7 @@ def _keys_on(keys, device):
     return keys.detach().to(device)
 
 
-def target_ranks(queries, keys, targets, block_size=4096):
+def target_ranks(queries, keys, targets, block_size=4096, precision="auto"):
     """1-based rank of each query's target among all keys (cosine).
 
     Arguments
@@ -84,11 +90,17 @@ def target_ranks(queries, keys, targets, block_size=4096):
     queries : torch.Tensor
         ``[Nq, D]`` embeddings.
     keys : torch.Tensor
-        ``[Nk, D]`` embeddings (same device as ``queries``).
+        ``[Nk, D]`` embeddings (moved to the queries' device).
     targets : torch.Tensor
         ``[Nq]`` index into ``keys`` of each query's correct key.
     block_size : int
         Rows of queries and of keys compared at once.
+    precision : str
+        The dtype keys are scored in (see :func:`score_dtype`; ``"auto"``
+        is fp16 on a GPU). In fp16 or bf16 a key counts as better only
+        when its score is above the target's by more than the rounding
+        bound, and a query with any key within the bound is ranked again
+        in fp32: the ranks are the fp32 ranks.
 
     Returns
     -------
@@ -104,13 +116,32 @@ def target_ranks(queries, keys, targets, block_size=4096):
     """
     keys = _keys_on(keys, queries.device)
     targets = targets.to(queries.device)
+    dtype = score_dtype(precision, queries.device)
+    if dtype == torch.float32:
+        return _exact_target_ranks(queries, keys, targets, block_size)
+    ranks, unsure = _low_precision_target_ranks(
+        queries, keys, targets, block_size, dtype
+    )
+    redo = unsure.nonzero().flatten()  # the one host synchronisation
+    if len(redo):
+        ranks[redo] = _exact_target_ranks(
+            queries[redo], keys, targets[redo], block_size
+        )
+    return ranks
+
+
+def _target_scores(q, keys, targets):
+    """``[b]`` fp32 cosine of each unit query with its own target key."""
+    target_keys = F.normalize(keys[targets].float(), dim=-1)
+    return (q * target_keys).sum(-1, keepdim=True)
+
+
+def _exact_target_ranks(queries, keys, targets, block_size):
+    """:func:`target_ranks` with fp32 scores."""
     ranks = torch.empty(len(queries), dtype=torch.long, device=queries.device)
     for q0 in range(0, len(queries), block_size):
         q = _unit(queries[q0 : q0 + block_size], queries.device)
-        t = targets[q0 : q0 + block_size]
-        # [b] similarity of each query with its own target
-        target_keys = F.normalize(keys[t].float(), dim=-1)
-        target_scores = (q * target_keys).sum(-1, keepdim=True)
+        target_scores = _target_scores(q, keys, targets[q0 : q0 + block_size])
         better = torch.zeros(len(q), dtype=torch.long, device=q.device)
         for _, scores in _key_blocks(q, keys, block_size):
             # The tolerance absorbs the rounding difference between the
@@ -119,6 +150,61 @@ def target_ranks(queries, keys, targets, block_size=4096):
             better += (scores >= target_scores - TIE_TOLERANCE).sum(-1)
         ranks[q0 : q0 + block_size] = better
     return ranks.clamp(min=1)
+
+
+def _rounded_outwards(values, dtype, up):
+    """fp32 ``values`` in ``dtype``, rounded up (``up``) or down.
+
+    Example
+    -------
+    >>> x = torch.tensor([0.30001])
+    >>> bool(_rounded_outwards(x, torch.bfloat16, up=True).float() >= x)
+    True
+    >>> bool(_rounded_outwards(x, torch.bfloat16, up=False).float() <= x)
+    True
+    """
+    rounded = values.to(dtype)
+    if up:
+        moved = rounded.float() < values
+    else:
+        moved = rounded.float() > values
+    toward = torch.full_like(rounded, float("inf") if up else -float("inf"))
+    return torch.where(moved, torch.nextafter(rounded, toward), rounded)
+
+
+def _low_precision_target_ranks(queries, keys, targets, block_size, dtype):
+    """Ranks from ``dtype`` scores, and the queries they may be wrong for.
+
+    With ``bound`` the rounding bound, a key scoring above ``target +
+    bound`` is surely better and one below ``target - bound`` surely
+    worse; the target itself lies within the bound. So a query whose band
+    holds exactly one key has rank ``1 + surely better``; the others are
+    returned as unsure. No host synchronisation.
+    """
+    bound = score_error_bound(dtype, keys.shape[1])
+    low_keys = _low_precision_unit_keys(keys, dtype, block_size)
+    ranks = torch.empty(len(queries), dtype=torch.long, device=queries.device)
+    unsure = torch.empty(len(queries), dtype=torch.bool, device=queries.device)
+    for q0 in range(0, len(queries), block_size):
+        q = _unit(queries[q0 : q0 + block_size], queries.device)
+        target_scores = _target_scores(q, keys, targets[q0 : q0 + block_size])
+        # Thresholds rounded outwards, so that comparing in dtype (half
+        # the bytes of promoting every score to fp32) never narrows the
+        # band.
+        above = _rounded_outwards(target_scores + bound, dtype, up=True)
+        below = _rounded_outwards(target_scores - bound, dtype, up=False)
+        low_q = q.to(dtype)
+        better = torch.zeros(len(q), dtype=torch.int32, device=q.device)
+        near = torch.zeros(len(q), dtype=torch.int32, device=q.device)
+        for k0 in range(0, len(keys), block_size):
+            # [b, D] x [D, bk] -> [b, bk] in dtype
+            scores = low_q @ low_keys[k0 : k0 + block_size].T
+            better += (scores > above).sum(-1, dtype=torch.int32)
+            near += (scores >= below).sum(-1, dtype=torch.int32)
+        rows = slice(q0, q0 + len(q))
+        ranks[rows] = better + 1
+        unsure[rows] = near - better != 1
+    return ranks, unsure
 
 
 def recall_at_k(ranks, ks=(1, 5, 10)):
@@ -333,8 +419,182 @@ def _blockwise_topk(
     return values.to(queries.device), indices.to(queries.device)
 
 
+# --------------------------------------------------------------------------
+# Low-precision scoring, exact fp32 answers
+# --------------------------------------------------------------------------
+
+SCORE_DTYPES = {
+    "fp32": torch.float32,
+    "fp16": torch.float16,
+    "bf16": torch.bfloat16,
+}
+
+
+def score_dtype(precision, device):
+    """The dtype similarity blocks are scored in.
+
+    ``"auto"`` is fp16 on a GPU (tensor cores; unit vectors never leave
+    its range, and its 11-bit mantissa makes the exactness checks below
+    fail eight times less often than bf16's) and fp32 elsewhere.
+
+    Arguments
+    ---------
+    precision : str
+        ``"auto"``, ``"fp32"``, ``"fp16"`` or ``"bf16"``.
+    device : torch.device
+        Where the search runs.
+
+    Returns
+    -------
+    torch.dtype
+
+    Example
+    -------
+    >>> score_dtype("auto", torch.device("cpu"))
+    torch.float32
+    """
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in SCORE_DTYPES:
+        raise ValueError(
+            f"precision must be 'auto' or one of {sorted(SCORE_DTYPES)}, "
+            f"not {precision!r}"
+        )
+    return SCORE_DTYPES[precision]
+
+
+def score_error_bound(dtype, dim):
+    """Largest gap between a low-precision and the fp32 cosine.
+
+    For unit vectors ``x, y`` rounded to ``dtype`` (relative error ``u``
+    per component), multiplied with fp32 accumulation and the result
+    rounded to ``dtype`` again:
+    ``|x~ . y~ - x . y| <= (2u + u^2) |x| |y| + D 2^-24 + u``. The
+    accumulation term is doubled because tensor cores may truncate
+    instead of rounding while they add. Too large a bound costs only
+    speed (more rows rescored in fp32), too small would cost exactness.
+
+    Arguments
+    ---------
+    dtype : torch.dtype
+        Score dtype.
+    dim : int
+        Embedding dimension ``D``.
+
+    Returns
+    -------
+    float
+
+    Example
+    -------
+    >>> round(score_error_bound(torch.float16, 1024), 5)
+    0.00159
+    """
+    u = torch.finfo(dtype).eps / 2
+    return 3 * u + u * u + 2 * dim * 2.0**-24
+
+
+def candidate_count(k):
+    """Candidates kept per query in low precision, rescored in fp32."""
+    return max(2 * k, k + 16)
+
+
+def _low_precision_unit_keys(keys, dtype, block_size):
+    """Unit keys in ``dtype``, normalised once (2 GB at 10^6 x 1024)."""
+    blocks = [
+        F.normalize(block.float(), dim=-1).to(dtype)
+        for block in keys.split(block_size)
+    ]
+    return torch.cat(blocks)
+
+
+def _exact_candidate_scores(queries, keys, candidates, rows=512):
+    """fp32 cosines of each unit query with its candidate keys.
+
+    ``[b, D]`` queries, ``[b, c]`` key indices -> ``[b, c]``, gathered
+    ``rows`` queries at a time (``[rows, c, D]`` floats in memory).
+    """
+    scores = torch.empty(candidates.shape, device=queries.device)
+    for r0 in range(0, len(queries), rows):
+        index = candidates[r0 : r0 + rows]
+        # [r, c, D]
+        gathered = F.normalize(keys[index].float(), dim=-1)
+        scores[r0 : r0 + rows] = torch.einsum(
+            "rd,rcd->rc", queries[r0 : r0 + rows], gathered
+        )
+    return scores
+
+
+def _stable_top(scores, indices, k):
+    """The ``k`` best of ``[b, c]`` candidates; ties to the lower index."""
+    indices, by_index = indices.sort(dim=1)
+    scores = scores.gather(1, by_index)
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    order = order[:, :k]
+    return scores.gather(1, order), indices.gather(1, order)
+
+
+def _rescored_topk(queries, keys, k, block_size, device, dtype):
+    """Top-k scored in ``dtype``, answered exactly in fp32.
+
+    Each query keeps its ``candidate_count(k)`` best keys by the
+    low-precision score (a running ``torch.topk`` merge, all on the
+    device, no host synchronisation inside the scan), which are then
+    rescored in fp32. A key left out scores at most ``floor + bound``
+    exactly, ``floor`` being the lowest kept low-precision score; so where
+    the ``k``-th rescored value is above that, the answer is the exact
+    one. The other rows (near-ties at the cut, or many equal keys) are
+    searched again in fp32, all together after the scan: one host
+    synchronisation per call.
+    """
+    keys = _keys_on(keys, device)
+    k = min(int(k), len(keys))
+    if k < 1:
+        raise ValueError(f"top-k search needs k >= 1 and keys (k={k})")
+    kept = min(len(keys), candidate_count(k))
+    bound = score_error_bound(dtype, keys.shape[1])
+    low_keys = _low_precision_unit_keys(keys, dtype, block_size)
+    values = torch.empty(len(queries), k, device=device)
+    indices = torch.empty(len(queries), k, dtype=torch.long, device=device)
+    exact = torch.empty(len(queries), dtype=torch.bool, device=device)
+    for q0 in range(0, len(queries), block_size):
+        q = _unit(queries[q0 : q0 + block_size], device)
+        low_q = q.to(dtype)
+        best = best_index = None
+        for k0 in range(0, len(keys), block_size):
+            # [b, D] x [D, bk] -> [b, bk] in dtype, on tensor cores
+            scores = low_q @ low_keys[k0 : k0 + block_size].T
+            top, columns = scores.topk(min(kept, scores.shape[1]), dim=1)
+            columns = columns + k0
+            if best is not None:
+                top = torch.cat([best, top], dim=1)
+                columns = torch.cat([best_index, columns], dim=1)
+                top, position = top.topk(min(kept, top.shape[1]), dim=1)
+                columns = columns.gather(1, position)
+            best, best_index = top, columns
+        rescored = _exact_candidate_scores(q, keys, best_index)
+        top, top_index = _stable_top(rescored, best_index, k)
+        rows = slice(q0, q0 + len(q))
+        values[rows], indices[rows] = top, top_index
+        floor = best.float().min(dim=1).values
+        exact[rows] = (top[:, -1] > floor + bound) | (kept == len(keys))
+    redo = (~exact).nonzero().flatten()
+    if len(redo):
+        again, again_index = _blockwise_topk(
+            queries[redo.to(queries.device)], keys, k, block_size, device
+        )
+        values[redo], indices[redo] = again.to(device), again_index.to(device)
+    return values, indices
+
+
 def topk_search(
-    queries, keys, k, block_size=4096, device=None, backend="torch"
+    queries,
+    keys,
+    k,
+    block_size=4096,
+    device=None,
+    backend="torch",
+    precision="auto",
 ):
     """Exact ``k`` nearest keys (cosine) of every query, blockwise.
 
@@ -360,6 +620,13 @@ def topk_search(
         ``"torch"`` (exact, ties to the lower key index) or ``"faiss"``
         (exact flat inner-product index, :func:`faiss_topk`; its order
         among tied scores is FAISS's).
+    precision : str
+        ``"torch"`` backend: the dtype keys are scored in, ``"fp16"``,
+        ``"bf16"`` or ``"fp32"``; ``"auto"`` is fp16 on a GPU, fp32
+        elsewhere (see :func:`score_dtype`). In fp16 or bf16 the best
+        ``candidate_count(k)`` keys of each query are rescored in fp32 and
+        any query whose answer the rounding could have changed is searched
+        again in fp32, so every precision returns the fp32 answer.
 
     Returns
     -------
@@ -379,7 +646,14 @@ def topk_search(
         return faiss_topk(queries, keys, k)
     if backend != "torch":
         raise ValueError(f"backend must be 'torch' or 'faiss', not {backend!r}")
-    return _blockwise_topk(queries, keys, k, block_size, device)
+    device = _search_device(device, queries)
+    dtype = score_dtype(precision, device)
+    if dtype == torch.float32:
+        return _blockwise_topk(queries, keys, k, block_size, device)
+    values, indices = _rescored_topk(
+        queries, keys, k, block_size, device, dtype
+    )
+    return values.to(queries.device), indices.to(queries.device)
 
 
 def faiss_topk(queries, keys, k):

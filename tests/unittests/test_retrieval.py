@@ -5,7 +5,9 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from speechbrain_sense import retrieval
 from speechbrain_sense.retrieval import (
     chance_recall,
     grouped_ranks,
@@ -14,6 +16,7 @@ from speechbrain_sense.retrieval import (
     multilingual_retrieval,
     recall_at_k,
     retrieval_metrics,
+    score_error_bound,
     speech_to_text_recall,
     target_ranks,
     topk_search,
@@ -452,3 +455,157 @@ def test_block_topk_equals_a_stable_full_sort(levels):
         expected_values, expected_columns = _stable_sort_topk(scores, k)
         assert torch.equal(values, expected_values)
         assert torch.equal(columns, expected_columns)
+
+
+# --------------------------------------------------------------------------
+# Low-precision scoring with exact fp32 answers
+# --------------------------------------------------------------------------
+
+
+def count_fp32_rescans(monkeypatch):
+    """Counts the queries that the low-precision paths search again."""
+    calls = []
+    original_topk = retrieval._blockwise_topk
+    original_ranks = retrieval._exact_target_ranks
+
+    def topk(queries, *args, **kwargs):
+        calls.append(len(queries))
+        return original_topk(queries, *args, **kwargs)
+
+    def ranks(queries, *args, **kwargs):
+        calls.append(len(queries))
+        return original_ranks(queries, *args, **kwargs)
+
+    monkeypatch.setattr(retrieval, "_blockwise_topk", topk)
+    monkeypatch.setattr(retrieval, "_exact_target_ranks", ranks)
+    return calls
+
+
+def clustered(n_queries, n_keys, dim, seed):
+    """Queries near one key each, so neighbours are well separated."""
+    generator = torch.Generator().manual_seed(seed)
+    keys = torch.randn(n_keys, dim, generator=generator)
+    targets = torch.randint(n_keys, (n_queries,), generator=generator)
+    queries = keys[targets] + 0.3 * torch.randn(
+        n_queries, dim, generator=generator
+    )
+    return queries, keys, targets
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize(
+    ("n_queries", "n_keys", "k", "block_size"),
+    [(50, 300, 5, 64), (33, 200, 1, 4096), (20, 12, 20, 5)],
+)
+def test_low_precision_topk_equals_fp32(
+    precision, n_queries, n_keys, k, block_size
+):
+    queries, keys, _ = clustered(n_queries, n_keys, 48, n_keys + k)
+    reference = topk_search(queries, keys, k, block_size, "cpu", "torch")
+    scores, indices = topk_search(
+        queries, keys, k, block_size, "cpu", precision=precision
+    )
+    assert torch.equal(indices, reference[1])
+    assert torch.allclose(scores, reference[0], atol=1e-6)
+    assert scores.dtype == torch.float32
+
+
+def test_fp16_topk_answers_separated_neighbours_without_rescanning(
+    monkeypatch,
+):
+    # Without this, a path that always fell back to fp32 would pass the
+    # equality tests.
+    calls = count_fp32_rescans(monkeypatch)
+    queries, keys, targets = clustered(64, 500, 64, 0)
+    _, indices = topk_search(queries, keys, 3, 128, "cpu", precision="fp16")
+    assert calls == []
+    assert torch.equal(indices[:, 0], targets)
+
+
+def ring(cosines, dim=8):
+    """Unit keys whose cosines with ``e0`` are ``cosines``."""
+    cosines = torch.tensor(cosines, dtype=torch.float64)
+    keys = torch.zeros(len(cosines), dim, dtype=torch.float64)
+    keys[:, 0] = cosines
+    keys[:, 1] = (1 - cosines**2).sqrt()
+    return keys.float()
+
+
+def test_low_precision_topk_resolves_near_ties_below_its_resolution():
+    # Cosines 4e-5 apart: one fp16 unit at 0.9 is 4.9e-4, so fp16 sees
+    # a block of equal scores; fp32 separates them. Keys are shuffled so
+    # that index order does not give the answer away.
+    cosines = [0.9 + 4e-5 * i for i in range(40)] + [0.1] * 60
+    permutation = torch.randperm(
+        100, generator=torch.Generator().manual_seed(1)
+    )
+    keys = ring(cosines)[permutation]
+    query = torch.zeros(1, 8)
+    query[0, 0] = 1.0
+    for precision in ("fp16", "bf16"):
+        _, indices = topk_search(
+            query, keys, 10, 16, "cpu", precision=precision
+        )
+        expected = torch.argsort(permutation)[torch.arange(39, 29, -1)]
+        assert indices[0].tolist() == expected.tolist()
+
+
+def test_low_precision_topk_ties_go_to_the_lower_index(monkeypatch):
+    # 45 copies of the best key: more than the 26 candidates kept for
+    # k = 10, so the low-precision scan alone cannot know which copies
+    # have the lowest indices; the answer must still be the first ten.
+    generator = torch.Generator().manual_seed(2)
+    keys = torch.randn(200, 16, generator=generator)
+    copies = torch.randperm(200, generator=generator)[:45]
+    keys[copies] = keys[0].clone()
+    query = keys[:1] + 1e-3 * torch.randn(1, 16, generator=generator)
+    calls = count_fp32_rescans(monkeypatch)
+    _, indices = topk_search(query, keys, 10, 32, "cpu", precision="fp16")
+    tied = sorted({0, *copies.tolist()})
+    assert indices[0].tolist() == tied[:10]
+    assert calls == [1]  # found unsure, searched again in fp32
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_low_precision_target_ranks_equal_fp32(precision):
+    queries, keys, targets = clustered(80, 400, 32, 5)
+    # Some hard queries (random ones rank deep, with many keys in the
+    # rounding band) and an exact tie with the target.
+    queries[:10] = torch.randn(10, 32, generator=torch.Generator())
+    keys[7] = keys[targets[20]]
+    reference = target_ranks(queries, keys, targets, 64, precision="fp32")
+    ranks = target_ranks(queries, keys, targets, 64, precision=precision)
+    assert torch.equal(ranks, reference)
+    assert ranks[20] == 2  # the exact copy of its target counts against it
+    assert (ranks[:10] > 20).all()
+
+
+def test_fp16_target_ranks_rescan_only_the_unsure_queries(monkeypatch):
+    queries, keys, targets = clustered(60, 300, 64, 6)
+    queries[5] = keys[targets[5]]
+    keys[11] = keys[targets[5]]  # a tie: query 5 must be rescanned
+    calls = count_fp32_rescans(monkeypatch)
+    ranks = target_ranks(queries, keys, targets, 32, precision="fp16")
+    assert calls == [1]
+    assert ranks[5] == 2  # the tie counts against the query
+    assert (ranks[torch.arange(60) != 5] == 1).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_score_error_bound_holds(dtype):
+    generator = torch.Generator().manual_seed(3)
+    dim = 256
+    x = F.normalize(torch.randn(300, dim, generator=generator), dim=-1)
+    y = F.normalize(torch.randn(300, dim, generator=generator), dim=-1)
+    y[:100] = F.normalize(x[:100] + 0.05 * y[:100], dim=-1)  # cosines ~1
+    low = (x.to(dtype) @ y.to(dtype).T).double()
+    exact = x.double() @ y.double().T
+    error = (low - exact).abs().max().item()
+    bound = score_error_bound(dtype, dim)
+    assert error <= bound
+    assert error > bound / 20  # the bound is not vacuous
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="precision must be"):
+        topk_search(torch.ones(2, 3), torch.ones(4, 3), 1, precision="fp8")
