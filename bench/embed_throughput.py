@@ -18,17 +18,20 @@ Two measurements:
   ``D`` with :func:`speechbrain_sense.retrieval.target_ranks` (the rank of
   each query's own key, blockwise, never materialising ``N x N``) and,
   when the module has it, :func:`~speechbrain_sense.retrieval.topk_search`
-  (the exact top-k). Cost is ``2 N^2 D`` FLOPs; achieved FLOP/s are set
-  against a plain matmul of the same block shape measured on the same
-  device, the hardware limit for this computation, and the log-log slope
-  shows how time grows with ``N``. The time for sizes beyond those
-  measured is extrapolated as ``N^2``.
+  (the exact top-k), for each ``--precisions`` the blocks are scored in
+  (fp16/bf16 scoring answers exactly as fp32 does: candidates rescored in
+  fp32, unsure queries searched again). Cost is ``2 N^2 D`` FLOPs;
+  achieved FLOP/s are set against a plain matmul of the same block shape
+  and dtype measured on the same device, the hardware limit for this
+  computation, and against the fp32 matmul. The log-log slope shows how
+  time grows with ``N``; sizes beyond those measured are extrapolated as
+  ``N^2``.
 
 Command lines::
 
     python bench/embed_throughput.py                       # CPU
     python bench/embed_throughput.py --device cuda --config full \\
-        --sizes 10000,100000,300000,1000000
+        --sizes 10000,100000,300000,1000000 --precisions fp32,fp16
 
 The last line printed is ``retrieval_fraction_of_matmul_peak: X`` (the
 exact rank search at the largest ``N``).
@@ -179,7 +182,7 @@ def measure_rtf(options):
 # --------------------------------------------------------------------------
 
 
-def block_matmul_flops(device, dim, block_size, repeat=5):
+def block_matmul_flops(device, dim, block_size, dtype, repeat=5):
     """FLOP/s of the search's own GEMM shape, ``[b, D] x [D, b]``.
 
     Arguments
@@ -190,6 +193,8 @@ def block_matmul_flops(device, dim, block_size, repeat=5):
         Embedding dimension ``D``.
     block_size : int
         Block ``b``.
+    dtype : torch.dtype
+        Operand dtype.
     repeat : int
         Timed products (best kept).
 
@@ -198,8 +203,8 @@ def block_matmul_flops(device, dim, block_size, repeat=5):
     float
         FLOP/s.
     """
-    a = torch.randn(block_size, dim, device=device)
-    b = torch.randn(block_size, dim, device=device)
+    a = torch.randn(block_size, dim, device=device).to(dtype)
+    b = torch.randn(block_size, dim, device=device).to(dtype)
     a @ b.T
     best = float("inf")
     for _ in range(repeat):
@@ -211,7 +216,7 @@ def block_matmul_flops(device, dim, block_size, repeat=5):
     return 2 * block_size**2 * dim / best
 
 
-def measure_search(function, size, options):
+def measure_search(function, size, precision, options):
     """Time and peak memory of one exact search over ``size x size``.
 
     Arguments
@@ -220,6 +225,8 @@ def measure_search(function, size, options):
         ``"target_ranks"`` or ``"topk_search"``.
     size : int
         ``N`` queries and ``N`` keys.
+    precision : str
+        Score dtype (``retrieval.SCORE_DTYPES``).
     options : argparse.Namespace
         Benchmark options.
 
@@ -232,17 +239,30 @@ def measure_search(function, size, options):
 
     device = options.device
     generator = torch.Generator().manual_seed(size)
-    queries = torch.randn(size, options.dim, generator=generator).to(device)
-    keys = torch.randn(size, options.dim, generator=generator).to(device)
+    keys = torch.randn(size, options.dim, generator=generator)
+    queries = torch.randn(size, options.dim, generator=generator)
+    if options.workload == "matched":
+        # Each query near its own key (cosine ~0.7), as a trained model's
+        # are; "random" is the worst case for low-precision scoring: every
+        # target has hundreds of keys within the rounding bound.
+        queries += keys
+    queries, keys = queries.to(device), keys.to(device)
     targets = torch.arange(size, device=device)
     with PeakMemory(device) as memory:
         synchronize(device)
         start = time.perf_counter()
         if function == "target_ranks":
-            retrieval.target_ranks(queries, keys, targets, options.block_size)
+            retrieval.target_ranks(
+                queries, keys, targets, options.block_size, precision
+            )
         else:
             retrieval.topk_search(
-                queries, keys, options.topk, options.block_size, device
+                queries,
+                keys,
+                options.topk,
+                options.block_size,
+                device,
+                precision=precision,
             )
         synchronize(device)
         seconds = time.perf_counter() - start
@@ -264,23 +284,38 @@ def measure_retrieval(options):
     Returns
     -------
     tuple
-        ``(rows, matmul_flops_per_second)``: one dict per (function, N).
+        ``(rows, matmul)``: one dict per (function, precision, N), and the
+        matmul FLOP/s per precision.
     """
     from speechbrain_sense import retrieval
 
-    functions = ["target_ranks"]
-    if hasattr(retrieval, "topk_search"):
-        functions.append("topk_search")
-    peak = block_matmul_flops(options.device, options.dim, options.block_size)
+    precisions = options.precisions.split(",")
+    matmul = {
+        precision: block_matmul_flops(
+            options.device,
+            options.dim,
+            options.block_size,
+            retrieval.SCORE_DTYPES[precision],
+        )
+        for precision in sorted(set(precisions) | {"fp32"})
+    }
     sizes = [int(float(n)) for n in options.sizes.split(",")]
     rows = []
-    for function in functions:
-        for size in sizes:
-            if function == "topk_search" and size > options.topk_max_size:
-                continue
-            result = measure_search(function, size, options)
-            rows.append({"function": function, "size": size, **result})
-    return rows, peak
+    for function in ("target_ranks", "topk_search"):
+        for precision in precisions:
+            for size in sizes:
+                if function == "topk_search" and size > options.topk_max_size:
+                    continue
+                result = measure_search(function, size, precision, options)
+                rows.append(
+                    {
+                        "function": function,
+                        "precision": precision,
+                        "size": size,
+                        **result,
+                    }
+                )
+    return rows, matmul
 
 
 def growth_exponent(rows):
@@ -335,6 +370,17 @@ def parse_arguments(argv=None):
     parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--block-size", type=int, default=4096)
     parser.add_argument("--topk", type=int, default=10)
+    parser.add_argument(
+        "--workload",
+        choices=("matched", "random"),
+        default="matched",
+        help="retrieval: queries near their keys, or independent of them",
+    )
+    parser.add_argument(
+        "--precisions",
+        default="fp32,fp16" if cuda else "fp32",
+        help="retrieval: dtypes to score in (exact answers in each)",
+    )
     parser.add_argument(
         "--topk-max-size",
         type=int,
@@ -401,22 +447,30 @@ def main(argv=None):
     if options.skip_retrieval:
         print(f"load average at end: {load_average()}")
         return None
-    results, peak = measure_retrieval(options)
+    results, matmul = measure_retrieval(options)
     print(
-        f"\nExact retrieval, D={options.dim}, block {options.block_size}, "
-        f"fp32 (reference: [{options.block_size}, {options.dim}] x "
+        f"\nExact retrieval, {options.workload} queries, D={options.dim}, "
+        f"block {options.block_size} "
+        f"(reference: [{options.block_size}, {options.dim}] x "
         f"[{options.dim}, {options.block_size}] matmul = "
-        f"{peak / 1e9:.1f} GFLOP/s):"
+        + ", ".join(
+            f"{flops / 1e9:.1f} GFLOP/s in {precision}"
+            for precision, flops in matmul.items()
+        )
+        + "):"
     )
     rows = []
     for r in results:
+        flops = r["flops_per_second"]
         rows.append(
             [
                 r["function"],
+                r["precision"],
                 f"{r['size']:.0e}".replace("e+0", "e"),
                 f"{r['seconds']:.2f}",
-                f"{r['flops_per_second'] / 1e9:.1f}",
-                f"{r['flops_per_second'] / peak:.2f}",
+                f"{flops / 1e9:.1f}",
+                f"{flops / matmul[r['precision']]:.2f}",
+                f"{flops / matmul['fp32']:.2f}",
                 mib(r["peak_delta_bytes"]),
             ]
         )
@@ -424,29 +478,40 @@ def main(argv=None):
         markdown_table(
             [
                 "search",
+                "scored in",
                 "N",
                 "seconds",
                 "GFLOP/s",
-                "of matmul",
+                "of its matmul",
+                "of fp32 matmul",
                 "peak MiB (above inputs)",
             ],
             rows,
         )
     )
-    ranks = [r for r in results if r["function"] == "target_ranks"]
     for function in ("target_ranks", "topk_search"):
-        mine = [r for r in results if r["function"] == function]
-        alpha = growth_exponent(mine)
-        if alpha is not None:
-            last = mine[-1]
-            at_million = last["seconds"] * (1e6 / last["size"]) ** 2
-            print(
-                f"{function}: time ~ N^{alpha:.2f}; 10^6 x 10^6 on this "
-                f"device: {at_million:.0f} s (measured up to "
-                f"{last['size']:.0e}, scaled as N^2)"
-            )
+        for precision in options.precisions.split(","):
+            mine = [
+                r
+                for r in results
+                if r["function"] == function and r["precision"] == precision
+            ]
+            alpha = growth_exponent(mine)
+            if alpha is not None:
+                last = mine[-1]
+                at_million = last["seconds"] * (1e6 / last["size"]) ** 2
+                print(
+                    f"{function} ({precision}): time ~ N^{alpha:.2f}; "
+                    f"10^6 x 10^6 on this device: {at_million:.0f} s "
+                    f"(measured up to {last['size']:.0e}, scaled as N^2)"
+                )
+    ranks = [
+        r
+        for r in results
+        if r["function"] == "target_ranks" and r["precision"] == "fp32"
+    ] or [r for r in results if r["function"] == "target_ranks"]
     print(f"load average at end: {load_average()}")
-    fraction = ranks[-1]["flops_per_second"] / peak
+    fraction = ranks[-1]["flops_per_second"] / matmul[ranks[-1]["precision"]]
     print(f"retrieval_fraction_of_matmul_peak: {fraction:.2f}")
     return fraction
 

@@ -95,12 +95,15 @@ def test_embed_throughput_runs(bench, tmp_path, capsys):
             "--dim=32",
             "--block-size=128",
             "--topk-max-size=512",
+            "--precisions=fp32,fp16",
             f"--work-dir={tmp_path}",
         ]
     )
     assert fraction > 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last.startswith("retrieval_fraction_of_matmul_peak: ")
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1].startswith("retrieval_fraction_of_matmul_peak: ")
+    rows = [line for line in out if line.startswith("| topk_search | fp16 |")]
+    assert len(rows) == 2
 
 
 def test_shard_data_path_runs(bench, tmp_path, capsys):
