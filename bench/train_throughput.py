@@ -39,7 +39,8 @@ Command lines::
     python bench/train_throughput.py --config full --device cpu --steps 1 \\
         --per-language 4 --max-batch-seconds 8 --rounds 1   # CPU smoke run
 
-The last line printed is ``speedup_vs_upstream: X.XX``.
+The last line printed is ``speedup_vs_upstream: X.XX`` (with
+``--pipelines ours``: ``ours_audio_per_second: X``).
 
 Authors
  * speechbrain-sense developers 2026
@@ -100,6 +101,8 @@ DEFAULTS = {
     },
 }
 RESULT_PREFIX = "THROUGHPUT_RESULT "
+# Timed batches whose FLOPs are counted (then scaled to all timed steps).
+FLOP_COUNT_BATCHES = 8
 
 
 # --------------------------------------------------------------------------
@@ -218,14 +221,18 @@ def _time_methods(brain, clock, device, names):
 # --------------------------------------------------------------------------
 
 
-def _optimizer_classes(options):
-    """The optimisers of both recipes (encoder: Adam; head: Adadelta)."""
+def _optimizer_classes(options, fused):
+    """The optimisers of both recipes (encoder: Adam; head: Adadelta).
+
+    ``fused``: the encoder's Adam as one multi-tensor kernel (ours, as
+    sense_cv.yaml sets it) or per tensor (upstream).
+    """
     return {
         "head_opt_class": functools.partial(
             torch.optim.Adadelta, lr=1.0, rho=0.95, eps=1e-8
         ),
         "encoder_opt_class": functools.partial(
-            torch.optim.Adam, lr=options["lr_encoder"]
+            torch.optim.Adam, lr=options["lr_encoder"], fused=fused
         ),
     }
 
@@ -274,6 +281,8 @@ def recipe_hparams(options, corpus):
             "num_workers": workers,
             "persistent_workers": workers > 0,
             "pin_memory": cuda,
+            # sense_cv.yaml's: 4 batches ahead per worker
+            **({"prefetch_factor": 4} if workers else {}),
         },
         # --data-format shards: the recipe's stream_prepare, one pass over
         # the training audio per epoch, shards built by prepare().
@@ -373,6 +382,7 @@ def build_ours(options, corpus):
         save_path=hparams["pretrained_cache"],
         freeze=False,
         apply_spec_augment=options["spec_augment"],
+        gradient_checkpointing=options["gradient_checkpointing"],
     )
     head = SenseEmbeddingHead(encoder.output_dim, teacher_dim, "tanh")
     brain = recipe.SENSEBrain(
@@ -382,7 +392,7 @@ def build_ours(options, corpus):
             "contrastive_weight": 0.0,
             "contrastive_temperature": 0.05,
             "max_load_failures": 0,
-            **_optimizer_classes(options),
+            **_optimizer_classes(options, options["fused_optimizer"]),
         },
         run_opts=_run_opts(options, options["precision"], compile=True),
         checkpointer=None,
@@ -471,7 +481,7 @@ def build_upstream(options, corpus):
             "teacher": teacher,
             "loss_scale": 50.0,
             "clock": clock,
-            **_optimizer_classes(options),
+            **_optimizer_classes(options, fused=False),
         },
         run_opts=_run_opts(options, "fp32", compile=False),
         checkpointer=None,
@@ -538,27 +548,55 @@ def count_step_flops(brain, batches):
     return total
 
 
-def _run_steps(brain, loader, durations, max_steps, keep=False):
-    """Trains on batches of ``loader``; returns what was processed.
+def batch_stream(loader, sampler, first_epoch=0):
+    """Batches of ``loader`` over consecutive epochs, without end.
+
+    Each epoch is a new iterator over the same loader: with persistent
+    workers the processes survive, as in ``Brain.fit``, so a run can warm
+    up and then time any number of steps in steady state.
+
+    Arguments
+    ---------
+    loader : iterable
+        The training loader.
+    sampler : object
+        Its batch sampler (``set_epoch`` is called when it has one).
+    first_epoch : int
+        Epoch of the first batch.
+
+    Yields
+    ------
+    batch
+    """
+    epoch = first_epoch
+    while True:
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise RuntimeError("the training loader yields no batch")
+        epoch += 1
+
+
+def _run_steps(brain, stream, durations, steps, keep=False):
+    """Trains on ``steps`` batches of ``stream``; returns what was done.
 
     The wall time includes waiting for the DataLoader; ``data_wait`` is
     that part, ``first_batch_wait`` its share spent on the first batch
-    (worker start-up, for a new iterator).
+    (worker start-up, in the warm-up).
     """
     totals = defaultdict(float)
     kept = []
-    iterator = iter(loader)
     start = time.perf_counter()
-    while max_steps is None or totals["steps"] < max_steps:
+    while totals["steps"] < steps:
         wait = time.perf_counter()
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            break
+        batch = next(stream)
         waited = time.perf_counter() - wait
         totals["data_wait"] += waited
         if not totals["steps"]:
-            # Worker start-up (a new epoch's iterator) vs steady state.
             totals["first_batch_wait"] = waited
         brain.fit_batch(batch)
         real, padded = _batch_seconds(batch, durations)
@@ -569,11 +607,35 @@ def _run_steps(brain, loader, durations, max_steps, keep=False):
         totals["largest_batch_seconds"] = max(
             totals["largest_batch_seconds"], real
         )
-        if keep:
+        if keep and len(kept) < FLOP_COUNT_BATCHES:
             kept.append(batch)
     synchronize(brain.device)
     totals["wall_seconds"] = time.perf_counter() - start
     return totals, kept
+
+
+def _scaled_flops(brain, kept, totals, durations):
+    """Step FLOPs of the timed steps, counted on the first batches kept.
+
+    Counting replays each batch untimed; the first
+    ``FLOP_COUNT_BATCHES`` are counted and scaled by padded audio seconds
+    (FLOPs grow with padded frames), so that a 200-step run is not
+    replayed 200 times.
+    """
+    if not kept:
+        return None
+    padded = sum(_batch_seconds(batch, durations)[1] for batch in kept)
+    return count_step_flops(brain, kept) * totals["padded_seconds"] / padded
+
+
+def _epoch_steps(loader):
+    """Batches in one epoch of ``loader``."""
+    try:
+        return len(loader)
+    except TypeError as error:
+        raise SystemExit(
+            "this loader has no length: give --steps (and --warmup-steps)"
+        ) from error
 
 
 def measure_pipeline(options, pipeline):
@@ -622,26 +684,28 @@ def measure_pipeline(options, pipeline):
         )
     sampler = getattr(brain, "train_sampler", None)
     sampler = sampler or getattr(loader, "batch_sampler", None)
+    stream = batch_stream(loader, sampler)
+    build_seconds = time.perf_counter() - setup_start
     with PeakMemory(device) as memory:
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(0)
         warmup_steps = options["warmup_steps"]
         if pipeline == "ours" and options["cache_features_in_memory"]:
-            warmup_steps = None  # one epoch fills the workers' caches
-        warmup, _ = _run_steps(brain, loader, durations, warmup_steps)
+            # one epoch fills the workers' caches
+            warmup_steps = _epoch_steps(loader)
+        warmup, _ = _run_steps(brain, stream, durations, warmup_steps)
         setup_seconds = time.perf_counter() - setup_start
         clock.clear()
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(1)
+        # Timed from the same stream: the workers are running, their
+        # queues full; epoch boundaries inside the timed steps count.
         totals, kept = _run_steps(
-            brain, loader, durations, options["steps"], options["count_flops"]
+            brain,
+            stream,
+            durations,
+            options["steps"] or _epoch_steps(loader),
+            options["count_flops"],
         )
+    stream.close()
 
-    breakdown = {
-        "data wait: first batch": totals["first_batch_wait"],
-        "data wait: later batches": totals["data_wait"]
-        - totals["first_batch_wait"],
-    }
+    breakdown = {"data wait": totals["data_wait"]}
     if timers:
         forward = clock["compute_forward"]
         for inner in ("in-step fbank", "teacher"):
@@ -677,8 +741,14 @@ def measure_pipeline(options, pipeline):
         "peak_bytes": memory.peak_bytes,
         "peak_delta_bytes": memory.delta_bytes,
         "breakdown": breakdown,
-        "flops": count_step_flops(brain, kept) if kept else None,
+        # FLOPs of the kept batches, scaled to all timed steps by audio.
+        "flops": _scaled_flops(brain, kept, totals, durations),
         "setup_seconds": setup_seconds,
+        "build_seconds": build_seconds,
+        "warmup_steps": int(warmup["steps"]),
+        "warmup_seconds": warmup["wall_seconds"],
+        "first_batch_wait": warmup["first_batch_wait"],
+        "data_wait_seconds": totals["data_wait"],
         "load_average": load_average(),
     }
 
@@ -870,11 +940,13 @@ def summarize(options, results):
 
     Returns
     -------
-    float
-        Median throughput of ours over that of upstream.
+    float or None
+        Median throughput of ours over that of upstream (``None`` when
+        only one pipeline ran).
     """
+    pipelines = [p for p in PIPELINES if results.get(p)]
     per_run = []
-    for pipeline in PIPELINES:
+    for pipeline in pipelines:
         for i, run in enumerate(results[pipeline]):
             per_run.append(
                 [
@@ -913,7 +985,7 @@ def summarize(options, results):
 
     peak, reference = options["peak_flops"], options["peak_reference"]
     rows, speed = [], {}
-    for pipeline in PIPELINES:
+    for pipeline in pipelines:
         runs = results[pipeline]
         speed[pipeline] = median([r["audio_per_second"] for r in runs])
         steps = median([r["steps"] for r in runs])
@@ -924,6 +996,16 @@ def summarize(options, results):
         largest = median([r["largest_batch_seconds"] for r in runs])
         flops = [r["flops"] / r["wall_seconds"] for r in runs if r["flops"]]
         achieved = median(flops) if flops else None
+        # The step alone: wall time less the wait for the DataLoader.
+        step_flops = [
+            r["flops"] / (r["wall_seconds"] - r["data_wait_seconds"])
+            for r in runs
+            if r["flops"]
+        ]
+        step_achieved = median(step_flops) if step_flops else None
+        wait = median(
+            [r["data_wait_seconds"] / r["wall_seconds"] for r in runs]
+        )
         rows.append(
             [
                 pipeline,
@@ -934,8 +1016,12 @@ def summarize(options, results):
                 mib(median([r["peak_bytes"] for r in runs])),
                 mib(delta),
                 f"{delta / 2**20 / largest:.2f}",
+                f"{100 * wait:.1f}%",
                 f"{achieved / 1e9:.1f}" if achieved else "-",
                 f"{100 * achieved / peak:.1f}%" if achieved and peak else "n/a",
+                f"{100 * step_achieved / peak:.1f}%"
+                if step_achieved and peak
+                else "n/a",
             ]
         )
     print(f"\nSummary (medians over {options['rounds']} rounds):")
@@ -950,8 +1036,35 @@ def summarize(options, results):
                 "peak MiB",
                 "step peak MiB",
                 "step MiB per batch audio-s",
+                "data wait",
                 "model GFLOP/s",
-                "of peak",
+                "MFU",
+                "MFU of the step alone",
+            ],
+            rows,
+        )
+    )
+    rows = []
+    for pipeline in pipelines:
+        runs = results[pipeline]
+        rows.append(
+            [
+                pipeline,
+                f"{median([r['build_seconds'] for r in runs]):.1f}",
+                int(median([r["warmup_steps"] for r in runs])),
+                f"{median([r['warmup_seconds'] for r in runs]):.1f}",
+                f"{median([r['first_batch_wait'] for r in runs]):.2f}",
+            ]
+        )
+    print("\nStart-up, not in the timed steps (medians):")
+    print(
+        markdown_table(
+            [
+                "pipeline",
+                "build s",
+                "warm-up steps",
+                "warm-up s",
+                "first batch wait s",
             ],
             rows,
         )
@@ -962,14 +1075,14 @@ def summarize(options, results):
         print(f"MFU: n/a ({reference})")
 
     stages = []
-    for pipeline in PIPELINES:
+    for pipeline in pipelines:
         for stage in results[pipeline][0]["breakdown"]:
             if stage not in stages:
                 stages.append(stage)
     rows = []
     for stage in stages:
         row = [stage]
-        for pipeline in PIPELINES:
+        for pipeline in pipelines:
             runs = results[pipeline]
             seconds = median([r["breakdown"].get(stage, 0.0) for r in runs])
             per_step = seconds / median([r["steps"] for r in runs])
@@ -977,7 +1090,9 @@ def summarize(options, results):
             row.append(f"{1000 * per_step:.1f} ms ({100 * share:.0f}%)")
         rows.append(row)
     print("\nWhere the wall time goes (per step, share of the epoch):")
-    print(markdown_table(["stage", *PIPELINES], rows))
+    print(markdown_table(["stage", *pipelines], rows))
+    if len(pipelines) < len(PIPELINES):
+        return None
     return speed["ours"] / speed["upstream"]
 
 
@@ -1117,7 +1232,8 @@ def parse_arguments(argv=None):
         "--steps",
         type=int,
         default=None,
-        help="timed steps per run (default: one epoch)",
+        help="timed steps per run, after the warm-up and from the same "
+        "workers, across epochs if need be (default: one epoch's worth)",
     )
     parser.add_argument("--warmup-steps", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
@@ -1168,6 +1284,17 @@ def parse_arguments(argv=None):
         help="ours: torch.compile the student (dynamic shapes)",
     )
     parser.add_argument(
+        "--no-fused-optimizer",
+        dest="fused_optimizer",
+        action="store_false",
+        help="ours: the encoder's Adam per tensor, not fused (upstream's)",
+    )
+    parser.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="ours: recompute the Conformer layers in the backward pass",
+    )
+    parser.add_argument(
         "--cache-features-in-memory",
         action="store_true",
         help="ours: workers keep computed features (sense_tiny.yaml does); "
@@ -1193,6 +1320,11 @@ def parse_arguments(argv=None):
     parser.add_argument("--plot", default=None, help="PNG of the sweep")
     parser.add_argument("--work-dir", default=str(DEFAULT_WORK_DIR))
     parser.add_argument("--seed", type=int, default=1986)
+    parser.add_argument(
+        "--pipelines",
+        default=",".join(PIPELINES),
+        help="which to run (ours alone for one-at-a-time ablations)",
+    )
     parser.add_argument("--child", choices=PIPELINES, help=argparse.SUPPRESS)
     parser.add_argument("--child-options", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1233,7 +1365,9 @@ def main(argv=None):
         f"{options['languages']} x {options['per_language']} clips, "
         f"ours: max_batch_seconds {options['max_batch_seconds']:g}, "
         f"max_batch_size {options['max_batch_size']}, "
-        f"{options['precision']}, compile {options['compile']}; "
+        f"{options['precision']}, compile {options['compile']}, fused "
+        f"Adam {options['fused_optimizer']}, gradient checkpointing "
+        f"{options['gradient_checkpointing']}; "
         f"{options['num_workers']} DataLoader worker(s) and "
         f"{options['threads'] or 'default'} torch thread(s) each"
     )
@@ -1249,9 +1383,10 @@ def main(argv=None):
             f"{1000 * costs['fbank']:.2f} ms (the HuggingFace extractor: "
             f"{1000 * costs['hf fbank']:.2f} ms)"
         )
-    results = {pipeline: [] for pipeline in PIPELINES}
+    pipelines = [p for p in PIPELINES if p in options["pipelines"].split(",")]
+    results = {pipeline: [] for pipeline in pipelines}
     for round_index in range(options["rounds"]):
-        order = PIPELINES if round_index % 2 == 0 else PIPELINES[::-1]
+        order = pipelines if round_index % 2 == 0 else pipelines[::-1]
         for pipeline in order:
             results[pipeline].append(run_child(options, pipeline))
     speedup = summarize(options, results)
@@ -1268,7 +1403,13 @@ def main(argv=None):
             plot_sweep(options["plot"], runs, results["upstream"], title)
             print(f"plot: {options['plot']}")
     print(f"load average at end: {load_average()}")
-    print(f"speedup_vs_upstream: {speedup:.2f}")
+    if speedup is None:
+        ours = results["ours"]
+        print(
+            f"ours_audio_per_second: {median([r['audio_per_second'] for r in ours]):.1f}"
+        )
+    else:
+        print(f"speedup_vs_upstream: {speedup:.2f}")
     return speedup
 
 
