@@ -30,6 +30,7 @@ def bench():
                 "shard_data_path",
                 "onnx_rtf",
                 "clip_check",
+                "memory_fit",
             )
         }
     finally:
@@ -180,3 +181,22 @@ def test_clip_check_runs(bench, tmp_path, capsys):
     # The rerun is answered by the cache: nothing opened again.
     assert out.count("(0 opened)") == 2
     assert out.strip().endswith(f"decode_ms_per_audio_second: {cost:.3f}")
+
+
+def test_memory_fit_runs(bench, tmp_path, capsys):
+    found = bench["memory_fit"].main(
+        [
+            "--device=cpu",
+            "--budget-gib=4",
+            "--utterance-seconds=1",
+            "--start-seconds=4",
+            "--cpu-points=2",
+            f"--work-dir={tmp_path}",
+        ]
+    )
+    assert set(found) == {False, True}
+    # Extrapolated past the measured sizes, below the budget's whole RAM.
+    assert all(8 < seconds < 10**6 for seconds in found.values())
+    out = capsys.readouterr().out
+    assert out.count("| 4 | 4 |") == 2  # a 4 s batch of 1 s utterances
+    assert out.strip().splitlines()[-1].startswith("max_batch_seconds: ")
