@@ -152,7 +152,11 @@ def measure_teacher(kind, options, texts):
             cache = TeacherEmbeddingCache(folder / dtype, teacher, dtype=dtype)
             synchronize(device)
             start = time.perf_counter()
-            cache.build(texts, batch_size=64, device=device)
+            # Length-sorted batches (the teacher's encode), as train.py
+            # builds it with teacher_batch_size.
+            cache.build(
+                texts, batch_size=options.build_batch_size, device=device
+            )
             out[f"build_{dtype}"] = time.perf_counter() - start
             out[f"bytes_{dtype}"] = store_bytes(cache.path)
 
@@ -199,6 +203,12 @@ def parse_arguments(argv=None):
         default="cuda" if torch.cuda.is_available() else "cpu",
     )
     parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument(
+        "--build-batch-size",
+        type=int,
+        default=256,
+        help="cache: transcripts per teacher pass (sense_cv.yaml's)",
+    )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--measured-epochs", type=int, default=2)
     parser.add_argument(
@@ -248,6 +258,7 @@ def main(argv=None):
                 kind,
                 r["dim"],
                 f"{r['build_float32']:.2f}",
+                f"{len(texts) / r['build_float32']:.0f}",
                 f"{1e6 * r['lookups'] / (epochs * len(texts)):.1f}",
                 f"{cached:.2f}",
                 f"{recompute:.2f}",
@@ -267,6 +278,7 @@ def main(argv=None):
                 "teacher",
                 "dim",
                 "build s",
+                "build transcripts/s",
                 "lookup us/utt",
                 "cache total s",
                 f"recompute s (batch {options.batch_size})",
