@@ -229,6 +229,24 @@ def test_forward_features_matches_raw_waveform_forward(encoder, featurize):
         )
 
 
+def test_attention_runs_through_sdpa_and_equals_eager(tiny_w2v_bert_dir):
+    # The Conformer's relative-key position bias reaches SDPA as an
+    # additive mask (so the memory-efficient kernel, not flash, on CUDA):
+    # same frames as the eager softmax, padding included.
+    source = str(tiny_w2v_bert_dir)
+    encoder = SenseW2VBert(source, save_path=source).eval()
+    assert encoder.model.config._attn_implementation == "sdpa"
+    features = torch.randn(2, 40, 160, generator=torch.Generator())
+    counts = torch.tensor([40, 23])
+    with torch.no_grad():
+        sdpa = encoder.forward_features(features, counts)
+        encoder.model.set_attn_implementation("eager")
+        assert encoder.model.config._attn_implementation == "eager"
+        eager = encoder.forward_features(features, counts)
+    for b, n in enumerate(counts.tolist()):
+        torch.testing.assert_close(sdpa[b, :n], eager[b, :n])
+
+
 def test_fbank_buffers_stay_out_of_checkpoints(encoder):
     assert encoder.fbank is not None
     assert not any("fbank" in key for key in encoder.state_dict())
