@@ -31,6 +31,7 @@ def bench():
                 "onnx_rtf",
                 "clip_check",
                 "memory_fit",
+                "attention_bias",
             )
         }
     finally:
@@ -200,3 +201,15 @@ def test_memory_fit_runs(bench, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("| 4 | 4 |") == 2  # a 4 s batch of 1 s utterances
     assert out.strip().splitlines()[-1].startswith("max_batch_seconds: ")
+
+
+def test_attention_bias_runs(bench, capsys):
+    share = bench["attention_bias"].main(
+        ["--frames=30", "--batch=1", "--repeat=1", "--device=cpu"]
+    )
+    assert 0 < share < 1
+    out = capsys.readouterr().out
+    # The table formulation gives the same bias.
+    error = float(out.split("max |difference| ")[1].split()[0])
+    assert error < 1e-5
+    assert out.strip().splitlines()[-1].startswith("bias_share_of_layer: ")
