@@ -166,8 +166,6 @@ def test_sensia_recipes(pretrained, data_folder, tmp_path, hparams):
         "--log_interval=5",
         "--lexicon_min_count=2",
     ]
-    if hparams == "sensia":
-        args.append("--freeze_senses_in_polish=True")
     logs = [
         run_recipe(
             "SENSIA", f"hparams/{hparams}.yaml", *args, "--number_of_epochs=1"
@@ -181,7 +179,8 @@ def test_sensia_recipes(pretrained, data_folder, tmp_path, hparams):
     )
     second = BackpackLM.from_pretrained(tmp_path / "backpack_fr")
     # The resumed launch spans progress 0.5 -> 1, all of it polish: with
-    # freezing, the sense network must not move while the rest does.
+    # freezing (sensia.yaml's default, as in the paper), the sense network
+    # must not move while the rest does.
     frozen = hparams == "sensia"
     for name, value in second.state_dict().items():
         unchanged = torch.equal(value, first.state_dict()[name])
