@@ -102,17 +102,20 @@ def main(argv=None):
     key = torch.randn(shape, device=device)
 
     def layer_step():
+        """Forward + backward of the whole layer."""
         out = layer(hidden)
         out = out[0] if isinstance(out, tuple) else out
         out.sum().backward()
 
     def transformers_bias():
+        """Forward + backward of transformers' bias alone."""
         _, bias = w2v_bert._apply_relative_key_position_encoding(
             attention, query, key
         )
         bias.sum().backward()
 
     def our_table_bias():
+        """Forward + backward of the table formulation."""
         table_bias(attention, query).sum().backward()
 
     with torch.no_grad():

@@ -495,7 +495,22 @@ def score_error_bound(dtype, dim):
 
 
 def candidate_count(k):
-    """Candidates kept per query in low precision, rescored in fp32."""
+    """Candidates kept per query in low precision, rescored in fp32.
+
+    Arguments
+    ---------
+    k : int
+        Neighbours asked for.
+
+    Returns
+    -------
+    int
+
+    Example
+    -------
+    >>> candidate_count(10), candidate_count(50)
+    (26, 100)
+    """
     return max(2 * k, k + 16)
 
 
