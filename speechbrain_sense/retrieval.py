@@ -196,9 +196,7 @@ def _low_precision_target_ranks(queries, keys, targets, block_size, dtype):
         low_q = q.to(dtype)
         better = torch.zeros(len(q), dtype=torch.int32, device=q.device)
         near = torch.zeros(len(q), dtype=torch.int32, device=q.device)
-        for k0 in range(0, len(keys), block_size):
-            # [b, D] x [D, bk] -> [b, bk] in dtype
-            scores = low_q @ low_keys[k0 : k0 + block_size].T
+        for _, scores in _low_precision_blocks(low_q, low_keys, block_size):
             better += (scores > above).sum(-1, dtype=torch.int32)
             near += (scores >= below).sum(-1, dtype=torch.int32)
         rows = slice(q0, q0 + len(q))
@@ -523,6 +521,16 @@ def _low_precision_unit_keys(keys, dtype, block_size):
     return torch.cat(blocks)
 
 
+def _low_precision_blocks(low_queries, low_keys, block_size):
+    """:func:`_key_blocks` for keys already unit and in a low dtype.
+
+    Yields ``(k0, scores)``: ``[b, bk]`` scores in the keys' dtype.
+    """
+    for k0 in range(0, len(low_keys), block_size):
+        # [b, D] x [D, bk] -> [b, bk] on tensor cores
+        yield k0, low_queries @ low_keys[k0 : k0 + block_size].T
+
+
 def _exact_candidate_scores(queries, keys, candidates, rows=512):
     """fp32 cosines of each unit query with its candidate keys.
 
@@ -576,9 +584,7 @@ def _rescored_topk(queries, keys, k, block_size, device, dtype):
         q = _unit(queries[q0 : q0 + block_size], device)
         low_q = q.to(dtype)
         best = best_index = None
-        for k0 in range(0, len(keys), block_size):
-            # [b, D] x [D, bk] -> [b, bk] in dtype, on tensor cores
-            scores = low_q @ low_keys[k0 : k0 + block_size].T
+        for k0, scores in _low_precision_blocks(low_q, low_keys, block_size):
             top, columns = scores.topk(min(kept, scores.shape[1]), dim=1)
             columns = columns + k0
             if best is not None:
