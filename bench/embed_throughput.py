@@ -61,6 +61,7 @@ from workloads import (
     DEFAULT_WORK_DIR,
     TINY_SIZE,
     quiet_libraries,
+    recipe_head,
     student_source,
 )
 
@@ -87,7 +88,6 @@ def exported_encoder(options):
         ``[B, 1, D]`` embeddings; ``features(wavs, wav_lens)`` is the
         fbank computation it runs inside.
     """
-    from speechbrain_sense.pooling import SenseEmbeddingHead
 
     source = student_source(options.work_dir, options.config)
     if options.config == "tiny":
@@ -99,7 +99,7 @@ def exported_encoder(options):
         torch.manual_seed(0)
         student = SenseStudent(
             SenseW2VBert(source, save_path=source),
-            SenseEmbeddingHead(TINY_SIZE["hidden_size"], 512, "tanh"),
+            recipe_head(TINY_SIZE["hidden_size"], 512),
         )
         folder = Path(tempfile.mkdtemp(prefix="sense-export-bench-"))
         model_dir = export_student(student.state_dict(), source, folder / "m")
@@ -122,7 +122,7 @@ def exported_encoder(options):
     )
     encoder = W2VBertFromConfig(config, extractor, init_weights=True)
     width = config["hidden_size"]
-    model = SenseUtteranceEncoder(encoder, SenseEmbeddingHead(width, 1024))
+    model = SenseUtteranceEncoder(encoder, recipe_head(width, 1024))
     model.eval().to(options.device)
     return model, encoder.waveform_features
 

@@ -45,7 +45,12 @@ from measurement import (
     markdown_table,
     synchronize,
 )
-from workloads import DEFAULT_WORK_DIR, quiet_libraries, student_source
+from workloads import (
+    DEFAULT_WORK_DIR,
+    quiet_libraries,
+    recipe_head,
+    student_source,
+)
 
 FEATURE_FRAMES_PER_SECOND = 50  # 100 fbank frames/s, stacked in pairs
 FEATURE_DIM = 160
@@ -67,7 +72,6 @@ def build_student(options, checkpointing):
     tuple
         ``(student, optimizer, teacher_dim)``.
     """
-    from speechbrain_sense.pooling import SenseEmbeddingHead
     from speechbrain_sense.student import SenseStudent
     from speechbrain_sense.w2v_bert import SenseW2VBert
 
@@ -80,7 +84,7 @@ def build_student(options, checkpointing):
         apply_spec_augment=False,
         gradient_checkpointing=checkpointing,
     )
-    head = SenseEmbeddingHead(encoder.output_dim, encoder.output_dim, "tanh")
+    head = recipe_head(encoder.output_dim, encoder.output_dim)
     student = SenseStudent(encoder, head).to(options.device).train()
     optimizer = torch.optim.Adam(student.parameters(), lr=1e-5, fused=True)
     return student, optimizer, encoder.output_dim

@@ -57,6 +57,7 @@ from workloads import (
     DEFAULT_WORK_DIR,
     TINY_SIZE,
     quiet_libraries,
+    recipe_head,
     student_source,
 )
 
@@ -129,7 +130,6 @@ def export_models(options, folder):
     """
     from speechbrain_sense.export import export_student
     from speechbrain_sense.onnx_export import export_onnx
-    from speechbrain_sense.pooling import SenseEmbeddingHead
     from speechbrain_sense.student import SenseStudent
     from speechbrain_sense.w2v_bert import SenseW2VBert
 
@@ -143,7 +143,7 @@ def export_models(options, folder):
     torch.manual_seed(0)
     student = SenseStudent(
         SenseW2VBert(source, save_path=source),
-        SenseEmbeddingHead(width, EMBEDDING_DIM[options.config], "tanh"),
+        recipe_head(width, EMBEDDING_DIM[options.config]),
     )
     parameters = sum(p.numel() for p in student.parameters())
     model_dir = export_student(student.state_dict(), source, folder / "m")

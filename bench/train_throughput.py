@@ -75,6 +75,7 @@ from workloads import (
     load_recipe_module,
     load_teacher,
     quiet_libraries,
+    recipe_head,
     student_source,
     synthetic_corpus,
 )
@@ -359,7 +360,6 @@ def build_ours(options, corpus):
     tuple
         ``(brain, loader, clock)``.
     """
-    from speechbrain_sense.pooling import SenseEmbeddingHead
     from speechbrain_sense.student import SenseStudent
     from speechbrain_sense.w2v_bert import SenseW2VBert
 
@@ -384,11 +384,12 @@ def build_ours(options, corpus):
         apply_spec_augment=options["spec_augment"],
         gradient_checkpointing=options["gradient_checkpointing"],
     )
-    head = SenseEmbeddingHead(encoder.output_dim, teacher_dim, "tanh")
+    head = recipe_head(encoder.output_dim, teacher_dim)
     brain = recipe.SENSEBrain(
         modules={"student": SenseStudent(encoder, head)},
         hparams={
             "loss_scale": 1.0,
+            "loss_reduction": "mean",
             "contrastive_weight": 0.0,
             "contrastive_temperature": 0.05,
             "max_load_failures": 0,

@@ -277,6 +277,31 @@ def load_teacher(kind, work_dir, config, threads=2):
     )
 
 
+def recipe_head(input_dim, output_dim):
+    """The SENSE head the recipes build for these widths.
+
+    ``sense_cv.yaml`` (equal 1024-d widths) keeps the pooled vector
+    (``projection: none``); ``sense_tiny.yaml`` (96-d encoder, 512-d
+    teacher) projects with a Linear + tanh.
+
+    Arguments
+    ---------
+    input_dim : int
+        Encoder width.
+    output_dim : int
+        Teacher width.
+
+    Returns
+    -------
+    speechbrain_sense.pooling.SenseEmbeddingHead
+        Randomly initialised.
+    """
+    from speechbrain_sense.pooling import SenseEmbeddingHead
+
+    projection = "none" if input_dim == output_dim else "linear_tanh"
+    return SenseEmbeddingHead(input_dim, output_dim, projection=projection)
+
+
 def quiet_libraries():
     """Silences progress bars and warnings that would bury the tables."""
     import warnings

@@ -40,13 +40,14 @@ Two checkpoint layouts are accepted, found automatically:
   with ``CKPT+*`` folders (the one with the best dev R@1 is exported) or
   one ``CKPT+*`` folder, each holding ``student.ckpt``, the state dict of
   ``SenseStudent`` (``encoder.model.*``, ``head.*``). The encoder's
-  HuggingFace directory and the head's activation come from the recipe's
-  ``hyperparams.yaml`` two levels up.
+  HuggingFace directory and the head's ``projection`` come from the
+  recipe's ``hyperparams.yaml`` two levels up.
 * the upstream SpeechBrain SENSE recipe: ``wav2vec2.ckpt`` (state dict of
   SpeechBrain's ``W2VBert``, keys ``model.*``) and ``model.ckpt`` (a
   ``ModuleList`` holding ``AttentionPooling``, keys
   ``0.attn_pooling_w.{weight,bias}``, and in the older ``train.yaml`` a
-  ``Linear`` projection without activation, keys ``1.{weight,bias}``).
+  ``Linear`` projection without activation, keys ``1.{weight,bias}``,
+  exported as ``projection: linear``).
   Its ``hparams`` do not name a local encoder directory, so give
   ``--encoder-source`` (``facebook/w2v-bert-2.0`` from a HuggingFace cache,
   or a local copy). Upstream pooling softmaxes over padded frames too; the
@@ -77,6 +78,7 @@ from speechbrain_sense.checkpoint import (
     resolve_recipe_path,
     student_state_dict,
 )
+from speechbrain_sense.pooling import PROJECTIONS
 
 TEMPLATE_NAME = "sense_inference.yaml"
 WEIGHTS_FILE = "embedding_model.ckpt"
@@ -126,6 +128,56 @@ def _head_shape(state):
         else encoder_dim
     )
     return int(encoder_dim), int(embedding_dim), projection
+
+
+def head_projection(state, projection=None):
+    """The head structure of a state dict, checked against the one asked for.
+
+    Weights tell whether there is a projection, not whether a tanh follows
+    it: ``projection`` says that.
+
+    Arguments
+    ---------
+    state : dict
+        ``SenseStudent`` state dict.
+    projection : str, optional
+        ``"linear_tanh"``, ``"linear"`` or ``"none"`` (default: ``"none"``
+        without projection weights, ``"linear_tanh"`` with them).
+
+    Returns
+    -------
+    str
+        The ``SenseEmbeddingHead`` projection to build.
+
+    Example
+    -------
+    >>> state = {"head.projection.0.weight": torch.zeros(4, 8)}
+    >>> head_projection(state), head_projection(state, "linear")
+    ('linear_tanh', 'linear')
+    >>> head_projection({}, "linear")
+    Traceback (most recent call last):
+      ...
+    ValueError: projection 'linear' asks for a projection, but the checkpoint has no head.projection.0.weight
+    """
+    has_projection = "head.projection.0.weight" in state
+    if projection is None:
+        return "linear_tanh" if has_projection else "none"
+    if projection not in PROJECTIONS:
+        raise ValueError(
+            f"projection must be one of {', '.join(PROJECTIONS)}, not "
+            f"{projection!r}"
+        )
+    if has_projection and projection == "none":
+        raise ValueError(
+            "projection 'none', but the checkpoint has a projection "
+            "(head.projection.0.weight): use linear or linear_tanh"
+        )
+    if not has_projection and projection != "none":
+        raise ValueError(
+            f"projection {projection!r} asks for a projection, but the "
+            "checkpoint has no head.projection.0.weight"
+        )
+    return projection
 
 
 def template_text():
@@ -196,8 +248,7 @@ def fill_template(values, template=None):
     ...         "encoder_config": {"model_type": "wav2vec2-bert"},
     ...         "feature_extractor_config": {"sampling_rate": 16000},
     ...         "embedding_dim": 16,
-    ...         "projection": True,
-    ...         "activation": "tanh",
+    ...         "projection": "linear_tanh",
     ...     }
     ... )
     >>> "encoder_dim: 32" in text, ": !PLACEHOLDER" in text
@@ -410,7 +461,7 @@ def export_student(
     state,
     encoder_source,
     out_dir,
-    activation="tanh",
+    projection=None,
     output_norm=False,
     card="",
     cache_dir=None,
@@ -427,8 +478,10 @@ def export_student(
         config and feature extractor; its weights are not used).
     out_dir : str or Path
         Model directory (created; existing files are replaced).
-    activation : str
-        Activation after the head's projection (``"tanh"`` or ``"none"``).
+    projection : str, optional
+        The head's structure, ``"linear_tanh"``, ``"linear"`` or
+        ``"none"`` (default: ``"none"`` when the state has no projection
+        weights, else ``"linear_tanh"``); checked against the weights.
     output_norm : bool
         Whether the encoder layer-normalises its output frames.
     card : str
@@ -460,7 +513,8 @@ def export_student(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    encoder_dim, embedding_dim, projection = _head_shape(state)
+    encoder_dim, embedding_dim, _ = _head_shape(state)
+    projection = head_projection(state, projection)
     config, extractor = encoder_configs(encoder_source, cache_dir)
     encoder_config, extractor_config = config_values(config, extractor)
     text = fill_template(
@@ -471,7 +525,6 @@ def export_student(
             "feature_extractor_config": extractor_config,
             "embedding_dim": embedding_dim,
             "projection": projection,
-            "activation": activation,
         }
     )
     (out_dir / "hyperparams.yaml").write_text(text, encoding="utf-8")
@@ -771,7 +824,7 @@ def usage_snippet(repo_id):
 
 
 def model_card(
-    ckpt_folder, layout, facts, state, activation, repo_id=DEFAULT_REPO_ID
+    ckpt_folder, layout, facts, state, projection, repo_id=DEFAULT_REPO_ID
 ):
     """The ``README.md`` of an exported model, with Hub front matter.
 
@@ -788,8 +841,8 @@ def model_card(
         :func:`read_training_hparams` output (may be empty).
     state : dict
         The exported state dict (for sizes).
-    activation : str
-        Activation after the projection.
+    projection : str
+        The head's structure (``"linear_tanh"``, ``"linear"``, ``"none"``).
     repo_id : str
         The Hub repo the folder will be uploaded to (used in the snippet).
 
@@ -798,7 +851,7 @@ def model_card(
     str
         Markdown.
     """
-    encoder_dim, embedding_dim, projection = _head_shape(state)
+    encoder_dim, embedding_dim, _ = _head_shape(state)
     parameters = sum(v.numel() for v in state.values())
     meta = read_ckpt_meta(ckpt_folder)
     recipe = recipe_folder(ckpt_folder)
@@ -808,9 +861,9 @@ def model_card(
     dev = read_json(recipe / "dev_metrics.json") if recipe else None
     test = read_json(recipe / "test_metrics.json") if recipe else None
     head = "length-masked attentive pooling"
-    if projection:
+    if projection != "none":
         head += f" + Linear({encoder_dim} -> {embedding_dim})"
-        head += " + tanh" if activation == "tanh" else ""
+        head += " + tanh" if projection == "linear_tanh" else ""
     origin = (
         "speechbrain-sense `recipes/CommonVoice/SENSE`"
         if layout == "sense"
@@ -929,7 +982,7 @@ def export_model(
     out_dir,
     encoder_source=None,
     hparams_file=None,
-    activation=None,
+    projection=None,
     check=True,
     repo_id=DEFAULT_REPO_ID,
 ):
@@ -947,9 +1000,11 @@ def export_model(
     hparams_file : str or Path, optional
         The recipe's resolved ``hyperparams.yaml`` (default:
         ``<checkpoint>/../../hyperparams.yaml`` when it exists).
-    activation : str, optional
-        Activation after the projection (default: the recipe's, or
-        ``"none"`` for upstream checkpoints).
+    projection : str, optional
+        The head's structure (default: the recipe's ``projection``; for an
+        upstream checkpoint, or a recipe run from before that key,
+        ``"none"`` without projection weights, else ``"linear"`` upstream
+        and the old ``activation`` key's ``linear_tanh`` or ``linear``).
     check : bool
         Load the result back and embed noise.
     repo_id : str
@@ -976,17 +1031,21 @@ def export_model(
             "recipe hyperparams.yaml next to the checkpoint); give "
             "encoder_source / --encoder-source"
         )
-    if activation is None:
-        activation = facts.get(
-            "activation", "tanh" if layout == "sense" else "none"
-        )
     state = student_state_dict(folder, layout)
-    card = model_card(folder, layout, facts, state, activation, repo_id)
+    if projection is None:
+        projection = facts.get("projection")
+    if projection is None and "head.projection.0.weight" in state:
+        projection = facts.get(
+            "legacy_projection",
+            "linear_tanh" if layout == "sense" else "linear",
+        )
+    projection = head_projection(state, projection)
+    card = model_card(folder, layout, facts, state, projection, repo_id)
     out_dir = export_student(
         state,
         encoder_source,
         out_dir,
-        activation=activation,
+        projection=projection,
         output_norm=facts.get("output_norm", False),
         card=card,
         cache_dir=facts.get("encoder_cache"),
@@ -1029,9 +1088,11 @@ def main(argv=None):
         "--hparams", help="the recipe's resolved hyperparams.yaml"
     )
     parser.add_argument(
-        "--activation",
-        choices=("tanh", "none"),
-        help="activation after the projection (default: the recipe's)",
+        "--projection",
+        choices=PROJECTIONS,
+        help="the head's structure; must match the weights (default: the "
+        "recipe's projection key; upstream: linear when the checkpoint "
+        "has one, else none)",
     )
     parser.add_argument(
         "--repo-id",
@@ -1056,7 +1117,7 @@ def main(argv=None):
         args.out,
         encoder_source=args.encoder_source,
         hparams_file=args.hparams,
-        activation=args.activation,
+        projection=args.projection,
         check=not args.no_check,
         repo_id=args.repo_id,
     )

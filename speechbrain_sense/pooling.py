@@ -15,8 +15,13 @@ Authors
  * speechbrain-sense developers 2026
 """
 
+import warnings
+
 import torch
 from torch import nn
+
+#: The head structures :class:`SenseEmbeddingHead` builds.
+PROJECTIONS = ("linear_tanh", "linear", "none")
 
 
 def masked_softmax(scores, mask):
@@ -126,24 +131,70 @@ class AttentivePooling(nn.Module):
             return torch.bmm(weights.unsqueeze(1), frames).squeeze(1)
 
 
+def _legacy_projection(input_dim, output_dim, activation, force_projection):
+    """The projection the 0.1.0 head built from its arguments.
+
+    Arguments
+    ---------
+    input_dim : int
+        Encoder width.
+    output_dim : int or None
+        Teacher width.
+    activation : str or None
+        ``"tanh"`` (the default then) or ``"none"``.
+    force_projection : bool or None
+        Project even when the widths match.
+
+    Returns
+    -------
+    str
+        One of :data:`PROJECTIONS`.
+    """
+    warnings.warn(
+        "SenseEmbeddingHead(activation=..., force_projection=...) is "
+        "deprecated: pass projection='linear_tanh', 'linear' or 'none'",
+        FutureWarning,
+        stacklevel=3,
+    )
+    activation = "tanh" if activation is None else activation
+    if activation not in ("tanh", "none"):
+        raise ValueError(f"activation must be tanh or none, not {activation}")
+    widths_differ = (output_dim or input_dim) != input_dim
+    if not (force_projection or widths_differ):
+        return "none"
+    return "linear_tanh" if activation == "tanh" else "linear"
+
+
 class SenseEmbeddingHead(nn.Module):
     """Pooling, optional projection and L2 normalisation (the SENSE head).
 
-    When the teacher's space is wider or narrower than the encoder (e.g.
-    a 1024-d w2v-BERT against a 512-d teacher), a linear projection maps the
-    pooled vector into it; SAMU-XLSR adds a tanh after it.
+    The structure is chosen, never inferred from the widths:
+
+    * ``"linear_tanh"``: pooling, a linear projection, then tanh, as the
+      SENSE paper describes the head (and SAMU-XLSR before it);
+    * ``"linear"``: pooling and a linear projection (the upstream recipe's
+      older ``train.yaml``);
+    * ``"none"``: pooling only, so the embedding is the pooled frame
+      vector; the encoder must be as wide as the teacher. The authors'
+      released checkpoint (upstream ``train_sense.yaml``, 1024-d w2v-BERT
+      against 1024-d BGE-M3) has this structure.
 
     Arguments
     ---------
     input_dim : int
         Encoder width.
     output_dim : int, optional
-        Teacher width; ``None`` or equal to ``input_dim`` skips the
-        projection unless ``force_projection`` is set.
-    activation : str
-        ``"tanh"`` (SAMU-XLSR) or ``"none"`` after the projection.
-    force_projection : bool
-        Add the projection even when the widths match.
+        Teacher width (default: ``input_dim``).
+    projection : str
+        ``"linear_tanh"``, ``"linear"`` or ``"none"`` (see above).
+    activation : str, optional
+        Deprecated, with ``force_projection``: the arguments of the
+        0.1.0 head, whose hyperparams files (model folders exported before
+        ``custom.py``) name this class. Then the head projects when
+        ``force_projection`` is set or the widths differ, and a tanh
+        follows when ``activation`` is ``"tanh"`` (its default).
+    force_projection : bool, optional
+        Deprecated; see ``activation``.
 
     Example
     -------
@@ -151,28 +202,44 @@ class SenseEmbeddingHead(nn.Module):
     >>> emb = head(torch.randn(2, 6, 8), torch.tensor([6, 2]))
     >>> emb.shape, torch.allclose(emb.norm(dim=-1), torch.ones(2))
     (torch.Size([2, 4]), True)
+    >>> SenseEmbeddingHead(8, projection="none").projection is None
+    True
     """
 
     def __init__(
         self,
         input_dim,
         output_dim=None,
-        activation="tanh",
-        force_projection=False,
+        projection="linear_tanh",
+        activation=None,
+        force_projection=None,
     ):
         super().__init__()
-        if activation not in ("tanh", "none"):
+        if activation is not None or force_projection is not None:
+            projection = _legacy_projection(
+                input_dim, output_dim, activation, force_projection
+            )
+        if projection not in PROJECTIONS:
             raise ValueError(
-                f"activation must be tanh or none, not {activation}"
+                f"projection must be one of {', '.join(PROJECTIONS)}, not "
+                f"{projection!r}"
+            )
+        output_dim = output_dim or input_dim
+        if projection == "none" and output_dim != input_dim:
+            raise ValueError(
+                f"projection none keeps the encoder's {input_dim}-d pooled "
+                f"vector, but the teacher is {output_dim}-d: use "
+                "projection linear or linear_tanh"
             )
         self.pooling = AttentivePooling(input_dim)
-        output_dim = output_dim or input_dim
         self.projection = None
-        if force_projection or output_dim != input_dim:
+        if projection != "none":
+            # Keys projection.0.{weight,bias} whatever follows the Linear.
             layers = [nn.Linear(input_dim, output_dim)]
-            if activation == "tanh":
+            if projection == "linear_tanh":
                 layers.append(nn.Tanh())
             self.projection = nn.Sequential(*layers)
+        self.projection_type = projection
         self.output_dim = output_dim
 
     def forward(self, frames, frame_counts):

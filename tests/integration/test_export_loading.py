@@ -108,7 +108,7 @@ def test_recipe_checkpoint_exports_and_loads_in_a_fresh_process(tmp_path):
     encoder_dir = str(out / "tiny_w2v_bert_32d")
     student = SenseStudent(
         SenseW2VBert(encoder_dir, encoder_dir),
-        SenseEmbeddingHead(32, 512, activation="tanh"),
+        SenseEmbeddingHead(32, 512, projection="linear_tanh"),
     )
     checkpoint = next((out / "save").glob("CKPT+*"))
     student.load_state_dict(torch.load(checkpoint / "student.ckpt"))

@@ -39,7 +39,7 @@ encoder: &id003 !new:speechbrain_sense.w2v_bert.SenseW2VBert
 head: &id004 !new:speechbrain_sense.pooling.SenseEmbeddingHead
   input_dim: 32
   output_dim: 16
-  activation: none
+  projection: linear
 """
 
 
@@ -84,9 +84,9 @@ def test_upstream_checkpoint_embeds_as_upstream_did(
     emb = sense.encode_batch(padded, lens)[:, 0]
     assert torch.allclose(emb, torch.stack(expected), atol=1e-5)
     head = sense.mods.embedding_model.head
-    assert (head.projection is not None) == with_projection
-    if with_projection:  # the upstream lin has no activation
-        assert len(head.projection) == 1
+    # The authors' train_sense.yaml: pooling only; the older train.yaml: a
+    # Linear without activation.
+    assert head.projection_type == ("linear" if with_projection else "none")
     card = (tmp_path / "out" / "model" / "README.md").read_text()
     assert "upstream SpeechBrain SENSE" in card
 
@@ -124,7 +124,7 @@ def recipe_output(tmp_path, source, r1s):
         torch.manual_seed(i)
         student = SenseStudent(
             SenseW2VBert(source, source),
-            SenseEmbeddingHead(32, 16, activation="none"),
+            SenseEmbeddingHead(32, 16, projection="linear"),
         )
         folder = save / f"CKPT+2026-01-0{i + 1}"
         folder.mkdir(parents=True)
@@ -159,7 +159,8 @@ def test_recipe_export_picks_the_best_checkpoint(tiny_w2v_bert_dir, tmp_path):
     } <= names
     model = SenseEncoder.from_hparams(str(model_dir), savedir=tmp_path / "s")
     head = model.mods.embedding_model.head
-    assert len(head.projection) == 1  # activation "none" from the hparams
+    assert head.projection_type == "linear"  # from the recipe's hparams
+    assert len(head.projection) == 1
     wav = 0.1 * torch.randn(1, 12000, generator=torch.Generator())
     with torch.no_grad():
         frames = students[1].encoder(wav, torch.ones(1))
@@ -201,12 +202,49 @@ def test_read_training_hparams(tmp_path):
     facts = read_training_hparams(path)
     assert facts["encoder_source"] == "/models/w2v"
     assert facts["languages"] == ["en", "fr"]
-    assert facts["activation"] == "none"
+    assert facts["projection"] == "linear"
+    assert "legacy_projection" not in facts
     assert facts["teacher"] == "universal_sentence_encoder"
     assert facts["teacher_dim"] == 16 and facts["output_norm"] is False
     path.write_text("encoder: [unclosed\n")
     with pytest.raises(ValueError, match="cannot parse"):
         read_training_hparams(path)
+
+
+def test_runs_from_before_the_projection_key_export_their_structure(
+    tiny_w2v_bert_dir, tmp_path
+):
+    """Such a head projected when the widths differed; activation: none
+    meant a Linear alone, and the weights say there is one."""
+    out, students = recipe_output(tmp_path, str(tiny_w2v_bert_dir), [0.5])
+    path = out / "hyperparams.yaml"
+    path.write_text(
+        path.read_text().replace("projection: linear", "activation: none")
+    )
+    facts = read_training_hparams(path)
+    assert "projection" not in facts
+    assert facts["legacy_projection"] == "linear"
+    model = SenseEncoder.from_hparams(
+        str(export_model(out / "save", tmp_path / "model")),
+        savedir=tmp_path / "s",
+    )
+    assert model.mods.embedding_model.head.projection_type == "linear"
+
+
+def test_export_refuses_a_projection_the_weights_do_not_have(
+    tiny_w2v_bert_dir, tmp_path
+):
+    out, _ = recipe_output(tmp_path, str(tiny_w2v_bert_dir), [0.5])
+    with pytest.raises(ValueError, match="'none', but the checkpoint has"):
+        export_model(out / "save", tmp_path / "a", projection="none")
+    upstream_checkpoint(tmp_path / "up", str(tiny_w2v_bert_dir), False)
+    with pytest.raises(ValueError, match="no head.projection.0.weight"):
+        export_model(
+            tmp_path / "up",
+            tmp_path / "b",
+            encoder_source=str(tiny_w2v_bert_dir),
+            projection="linear_tanh",
+        )
 
 
 def test_read_training_hparams_languages_auto(tmp_path):
@@ -281,7 +319,9 @@ def test_folders_exported_before_custom_py_still_load(
     (legacy / "hyperparams.yaml").write_text(LEGACY_HPARAMS)
     wav = 0.1 * torch.randn(2, 12000, generator=torch.Generator())
     new = SenseEncoder.from_hparams(str(model_dir), savedir=tmp_path / "a")
-    old = SenseEncoder.from_hparams(str(legacy), savedir=tmp_path / "b")
+    with pytest.warns(FutureWarning, match="projection="):
+        old = SenseEncoder.from_hparams(str(legacy), savedir=tmp_path / "b")
+    assert old.mods.embedding_model.head.projection_type == "linear_tanh"
     assert torch.equal(new.encode_batch(wav), old.encode_batch(wav))
 
 

@@ -195,21 +195,23 @@ def test_bf16_head_with_projection():
 
 
 @pytest.mark.parametrize(
-    ("output_dim", "force", "has_projection", "out_dim"),
+    ("output_dim", "projection", "layers", "out_dim"),
     [
-        (None, False, False, DIM),
-        (DIM, False, False, DIM),
-        (DIM, True, True, DIM),
-        (4, False, True, 4),
-        (10, False, True, 10),
+        (None, "none", 0, DIM),
+        (DIM, "none", 0, DIM),
+        # equal widths still get the projection they ask for
+        (None, "linear_tanh", 2, DIM),
+        (DIM, "linear", 1, DIM),
+        (4, "linear_tanh", 2, 4),
+        (10, "linear", 1, 10),
     ],
 )
-def test_head_projection_presence_and_unit_norm(
-    output_dim, force, has_projection, out_dim
+def test_head_structure_is_the_one_asked_for(
+    output_dim, projection, layers, out_dim
 ):
     torch.manual_seed(0)
-    head = SenseEmbeddingHead(DIM, output_dim, force_projection=force)
-    assert (head.projection is not None) == has_projection
+    head = SenseEmbeddingHead(DIM, output_dim, projection=projection)
+    assert head.projection_type == projection
     assert head.output_dim == out_dim
     frames, counts = _padded_batch("nan")
     with torch.no_grad():
@@ -217,13 +219,26 @@ def test_head_projection_presence_and_unit_norm(
     assert emb.shape == (3, out_dim)
     assert emb.dtype == torch.float32
     torch.testing.assert_close(emb.norm(dim=-1), torch.ones(3))
-    if has_projection:
-        assert isinstance(head.projection[0], torch.nn.Linear)
-        assert head.projection[0].in_features == DIM
-        assert head.projection[0].out_features == out_dim
-        # tanh by default (SAMU-XLSR)
-        assert isinstance(head.projection[-1], torch.nn.Tanh)
-        assert len(head.projection) == 2
+    if layers == 0:
+        assert head.projection is None
+        return
+    assert len(head.projection) == layers
+    assert isinstance(head.projection[0], torch.nn.Linear)
+    assert head.projection[0].in_features == DIM
+    assert head.projection[0].out_features == out_dim
+    tanh = isinstance(head.projection[-1], torch.nn.Tanh)
+    assert tanh == (projection == "linear_tanh")
+    # the same keys whether a tanh follows or not (checkpoints interchange)
+    assert {k for k in head.state_dict() if k.startswith("projection")} == {
+        "projection.0.weight",
+        "projection.0.bias",
+    }
+
+
+def test_head_default_is_the_papers_projection_and_tanh():
+    head = SenseEmbeddingHead(DIM, DIM)
+    assert head.projection_type == "linear_tanh"
+    assert isinstance(head.projection[-1], torch.nn.Tanh)
 
 
 def test_head_equals_pool_project_normalise():
@@ -238,10 +253,9 @@ def test_head_equals_pool_project_normalise():
         torch.testing.assert_close(head(frames, counts), expected)
 
 
-def test_head_without_activation():
+def test_head_linear_has_no_tanh():
     torch.manual_seed(0)
-    head = SenseEmbeddingHead(DIM, 4, activation="none")
-    assert len(head.projection) == 1
+    head = SenseEmbeddingHead(DIM, 4, projection="linear")
     assert not any(isinstance(m, torch.nn.Tanh) for m in head.modules())
     frames, counts = _padded_batch("large")
     with torch.no_grad():
@@ -253,7 +267,7 @@ def test_head_without_activation():
 
 def test_head_without_projection_is_normalised_pooling():
     torch.manual_seed(0)
-    head = SenseEmbeddingHead(DIM)
+    head = SenseEmbeddingHead(DIM, projection="none")
     frames, counts = _padded_batch("large")
     with torch.no_grad():
         pooled = head.pooling(frames, counts)
@@ -262,10 +276,15 @@ def test_head_without_projection_is_normalised_pooling():
         )
 
 
-@pytest.mark.parametrize("activation", ["relu", "Tanh", None, ""])
-def test_head_invalid_activation(activation):
-    with pytest.raises(ValueError, match="activation"):
-        SenseEmbeddingHead(DIM, 4, activation=activation)
+def test_head_none_with_unequal_widths_is_refused():
+    with pytest.raises(ValueError, match="projection none .* 4-d"):
+        SenseEmbeddingHead(DIM, 4, projection="none")
+
+
+@pytest.mark.parametrize("projection", ["tanh", "Linear", None, "", True])
+def test_head_invalid_projection(projection):
+    with pytest.raises(ValueError, match="projection must be one of"):
+        SenseEmbeddingHead(DIM, 4, projection=projection)
 
 
 def test_head_keeps_upstream_parameter_name():
@@ -308,3 +327,25 @@ def test_student_path_padding_invariant(tiny_w2v_bert_dir):
                 batched[b : b + 1], alone, atol=1e-5, rtol=0
             )
     torch.testing.assert_close(batched.norm(dim=-1), torch.ones(3))
+
+
+@pytest.mark.parametrize(
+    ("output_dim", "activation", "force", "projection"),
+    [
+        (None, "tanh", None, "none"),  # equal widths: no projection
+        (DIM, None, False, "none"),
+        (DIM, "tanh", True, "linear_tanh"),
+        (DIM, "none", True, "linear"),
+        (4, "tanh", None, "linear_tanh"),
+        (4, "none", None, "linear"),
+    ],
+)
+def test_head_0_1_0_arguments_build_the_0_1_0_structure(
+    output_dim, activation, force, projection
+):
+    """Model folders exported by 0.1.0 name this class with them."""
+    with pytest.warns(FutureWarning, match="deprecated"):
+        head = SenseEmbeddingHead(
+            DIM, output_dim, activation=activation, force_projection=force
+        )
+    assert head.projection_type == projection
