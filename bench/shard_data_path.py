@@ -88,6 +88,8 @@ from workloads import (
     synthetic_corpus,
 )
 
+from speechbrain_sense.preparation import COMMON_VOICE_COLUMNS
+
 SAMPLE_RATE = 16000
 SPLITS = ("train", "dev", "test")
 STORES = ("features", "audio", "both")
@@ -108,21 +110,7 @@ CV_LOCALES = (
     "zh-HK zh-TW zu"
 ).split()
 # The columns of a Common Voice 17 split TSV.
-CV_TSV_COLUMNS = (
-    "client_id",
-    "path",
-    "sentence_id",
-    "sentence",
-    "sentence_domain",
-    "up_votes",
-    "down_votes",
-    "age",
-    "gender",
-    "accents",
-    "variant",
-    "locale",
-    "segment",
-)
+CV_TSV_COLUMNS = COMMON_VOICE_COLUMNS["17.0"]
 
 
 def fit_fixed_and_rate(durations, seconds):

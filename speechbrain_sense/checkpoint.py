@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from speechbrain_sense.teachers import TEACHER_LANGUAGES
+
 UPSTREAM_FILES = ("wav2vec2.ckpt", "model.ckpt")
 
 
@@ -271,7 +273,9 @@ def read_training_hparams(path):
     -------
     dict
         ``encoder_source``, ``encoder_cache``, ``output_norm``,
-        ``activation``, ``teacher`` (a description), ``teacher_dim``,
+        ``projection`` (or, for a run from before that key,
+        ``legacy_projection``: the structure of a projection if the
+        weights have one), ``teacher`` (a description), ``teacher_dim``,
         ``languages``, ``data_folder`` (absent when not found).
     """
     from ruamel.yaml import YAML
@@ -294,8 +298,15 @@ def read_training_hparams(path):
             facts["encoder_cache"] = str(encoder["save_path"])
         facts["output_norm"] = bool(encoder.get("output_norm", False))
     head = data.get("head")
-    if isinstance(head, Mapping):
-        facts["activation"] = str(head.get("activation", "tanh"))
+    if isinstance(head, Mapping) and "projection" in head:
+        facts["projection"] = str(head["projection"])
+    elif isinstance(head, Mapping):
+        # A run from before the projection key: the head projected only
+        # when the widths differed (or force_projection), and its
+        # activation said whether a tanh followed. The weights tell
+        # whether it projected.
+        tanh = str(head.get("activation", "tanh")) == "tanh"
+        facts["legacy_projection"] = "linear_tanh" if tanh else "linear"
     teacher = data.get("teacher")
     if teacher is not None:
         tag = getattr(getattr(teacher, "tag", None), "value", None) or ""
@@ -314,6 +325,12 @@ def read_training_hparams(path):
         languages = read_json(report) if report.is_file() else None
     if languages is not None:
         facts["languages"] = [str(lang) for lang in languages]
+    language_filter = data.get("language_filter")
+    if language_filter in TEACHER_LANGUAGES and "languages" in facts:
+        covered = set(TEACHER_LANGUAGES[language_filter])
+        facts["languages"] = [
+            lang for lang in facts["languages"] if lang in covered
+        ]
     return facts
 
 

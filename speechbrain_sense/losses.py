@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 
-def cosine_alignment_loss(student, teacher, scale=1.0):
-    """SENSE's objective: mean cosine distance ``scale * (1 - cos)``.
+def cosine_alignment_loss(student, teacher, scale=1.0, reduction="mean"):
+    """SENSE's objective: cosine distance ``scale * (1 - cos)``.
 
     Arguments
     ---------
@@ -20,6 +20,9 @@ def cosine_alignment_loss(student, teacher, scale=1.0):
     scale : float
         Multiplier (keeps the gradient magnitude comparable across
         teachers whose cosines concentrate differently).
+    reduction : str
+        ``"mean"`` over the batch, or ``"sum"``, as the authors' recipe
+        does (with ``scale`` 50): the gradient then grows with the batch.
 
     Returns
     -------
@@ -32,9 +35,14 @@ def cosine_alignment_loss(student, teacher, scale=1.0):
     >>> b = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     >>> cosine_alignment_loss(a, b)
     tensor(0.5000)
+    >>> cosine_alignment_loss(a, b, scale=50, reduction="sum")
+    tensor(50.)
     """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be mean or sum, not {reduction!r}")
     cosine = F.cosine_similarity(student.float(), teacher.float(), dim=-1)
-    return scale * (1.0 - cosine).mean()
+    distance = 1.0 - cosine
+    return scale * (distance.sum() if reduction == "sum" else distance.mean())
 
 
 def info_nce(queries, keys, temperature=0.05, symmetric=True):

@@ -20,6 +20,28 @@ logger = logging.getLogger(__name__)
 
 OPTIONS_FILE = "prepare_options.json"
 
+# The clip TSV header (train/dev/test/validated.tsv) of Common Voice
+# releases, by version: 17.0 added sentence_id and sentence_domain.
+_CV_16_COLUMNS = (
+    "client_id",
+    "path",
+    "sentence",
+    "up_votes",
+    "down_votes",
+    "age",
+    "gender",
+    "accents",
+    "variant",
+    "locale",
+    "segment",
+)
+COMMON_VOICE_COLUMNS = {
+    "16.1": _CV_16_COLUMNS,
+    "17.0": _CV_16_COLUMNS[:2]
+    + ("sentence_id", "sentence", "sentence_domain")
+    + _CV_16_COLUMNS[3:],
+}
+
 
 def already_prepared(save_folder, options, outputs, options_file=OPTIONS_FILE):
     """Whether a previous run wrote ``outputs`` with the same ``options``.

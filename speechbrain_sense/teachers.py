@@ -38,13 +38,17 @@ Authors
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+logger = logging.getLogger(__name__)
+
 POOLINGS = ("cls", "mean", "pooler")
+TEACHER_DTYPES = ("float32", "float16", "bfloat16")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".npz", ".onnx")
 _EDGE_BYTES = 1 << 20
 
@@ -121,6 +125,11 @@ class HFSentenceEncoder(torch.nn.Module):
         HuggingFace cache directory for hub ids.
     name : str, optional
         Human-readable name for logs and model cards (default: ``source``).
+    dtype : str
+        ``"float32"``, or ``"float16"`` / ``"bfloat16"``: the weights in
+        that precision on CUDA (the authors' BGE-M3 runs with
+        FlagEmbedding's ``use_fp16``). On the CPU it stays float32, as
+        FlagEmbedding does. Part of the cache key when not float32.
 
     Example
     -------
@@ -141,9 +150,16 @@ class HFSentenceEncoder(torch.nn.Module):
         prefix="",
         cache_dir=None,
         name=None,
+        dtype="float32",
     ):
         super().__init__()
         from transformers import AutoModel, AutoTokenizer
+
+        if dtype not in TEACHER_DTYPES:
+            raise ValueError(
+                f"dtype must be one of {', '.join(TEACHER_DTYPES)}, not "
+                f"{dtype!r}"
+            )
 
         if pooling not in POOLINGS:
             raise ValueError(
@@ -155,6 +171,7 @@ class HFSentenceEncoder(torch.nn.Module):
         self.max_length = int(max_length)
         self.prefix = prefix
         self.name = name or self.source
+        self.dtype = dtype
         self.tokenizer = AutoTokenizer.from_pretrained(
             self.source, cache_dir=cache_dir
         )
@@ -176,7 +193,7 @@ class HFSentenceEncoder(torch.nn.Module):
         dict
             JSON-serialisable description.
         """
-        return {
+        identity = {
             "kind": "huggingface",
             "source": self.source,
             "weights": self._weights,
@@ -186,6 +203,10 @@ class HFSentenceEncoder(torch.nn.Module):
             "max_length": self.max_length,
             "prefix": self.prefix,
         }
+        # Only when it differs: float32 caches keep the keys they had.
+        if self.dtype != "float32":
+            identity["dtype"] = self.dtype
+        return identity
 
     def _pool(self, outputs, attention_mask):
         """Sentence vector [B, D]: CLS, pooler or length-masked mean."""
@@ -246,6 +267,8 @@ class HFSentenceEncoder(torch.nn.Module):
         """
         if device is not None:
             self.model.to(device)
+        on_cuda = next(self.model.parameters()).device.type == "cuda"
+        self.model.to(getattr(torch, self.dtype) if on_cuda else torch.float32)
         # Length-sorted batches waste little compute on padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = torch.empty(len(texts), self.dim)
@@ -254,6 +277,73 @@ class HFSentenceEncoder(torch.nn.Module):
             batch = self([texts[i] for i in index])
             out[torch.tensor(index)] = batch.cpu()
         return out
+
+
+#: Common Voice locales whose language BGE-M3 covers: XLM-RoBERTa's 100
+#: pre-training languages (BGE-M3's base) and close varieties (zh-HK and yue
+#: by Chinese, hsb by Polish and Czech, ...). Our judgement from the XLM-R
+#: paper's language table, not a list BGE-M3 publishes.
+BGE_M3_COMMON_VOICE_LOCALES = (
+    "af am ar as ast az ba be bg bn br ca ckb cs cy da de el en eo es et eu "
+    "fa fi fr fy-NL ga-IE gl ha he hi hsb hu hy-AM id is it ja ka kk kmr ko "
+    "ky lo lt lv mk ml mn mr ne-NP nl nn-NO oc or pa-IN pl ps pt ro ru sk "
+    "sl sq sr sv-SE sw ta te th tr tt ug uk ur uz vi yi yue zh-CN zh-HK "
+    "zh-TW"
+).split()
+#: ``language_filter`` values: the locales each teacher covers.
+TEACHER_LANGUAGES = {"bge_m3": BGE_M3_COMMON_VOICE_LOCALES}
+
+
+def filter_teacher_languages(languages, language_filter):
+    """The locales of ``languages`` that the named teacher covers.
+
+    Those it drops are logged as a warning and printed, so that a run never
+    loses a language without saying so.
+
+    Arguments
+    ---------
+    languages : list of str
+        Locale codes, in order.
+    language_filter : str or None
+        A key of :data:`TEACHER_LANGUAGES` (``"bge_m3"``), or ``None`` to
+        keep every locale.
+
+    Returns
+    -------
+    list of str
+        ``languages`` without the uncovered locales, in the same order.
+
+    Example
+    -------
+    >>> filter_teacher_languages(["en", "gn", "fr"], "bge_m3")
+    language_filter bge_m3 drops 1 of 3 locales (not covered by the teacher): gn
+    ['en', 'fr']
+    >>> filter_teacher_languages(["gn"], None)
+    ['gn']
+    """
+    if language_filter is None:
+        return list(languages)
+    if language_filter not in TEACHER_LANGUAGES:
+        raise ValueError(
+            f"language_filter must be null or one of "
+            f"{', '.join(TEACHER_LANGUAGES)}, not {language_filter!r}"
+        )
+    covered = set(TEACHER_LANGUAGES[language_filter])
+    kept = [lang for lang in languages if lang in covered]
+    dropped = [lang for lang in languages if lang not in covered]
+    if dropped:
+        message = (
+            f"language_filter {language_filter} drops {len(dropped)} of "
+            f"{len(languages)} locales (not covered by the teacher): "
+            f"{' '.join(dropped)}"
+        )
+        logger.warning(message)
+        print(message)
+    if not kept:
+        raise ValueError(
+            f"language_filter {language_filter} keeps none of {languages}"
+        )
+    return kept
 
 
 def bge_m3(source="BAAI/bge-m3", max_length=512, **kwargs):
@@ -482,6 +572,7 @@ def teacher_from_source(
     cache_dir=None,
     name=None,
     threads=2,
+    dtype="float32",
 ):
     """The teacher named by a source string.
 
@@ -507,6 +598,9 @@ def teacher_from_source(
         Name of a HuggingFace teacher (default: ``source``).
     threads : int
         BLAS threads of the USE teacher.
+    dtype : str
+        Compute precision of a HuggingFace teacher on CUDA
+        (:class:`HFSentenceEncoder`).
 
     Returns
     -------
@@ -532,4 +626,5 @@ def teacher_from_source(
         prefix=prefix,
         cache_dir=cache_dir,
         name=name,
+        dtype=dtype,
     )

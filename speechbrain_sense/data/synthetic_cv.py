@@ -57,6 +57,7 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.data.espeak import ESpeakSynthesizer
 from speechbrain_sense.data.phrase_grammar import grammar_sentences
+from speechbrain_sense.preparation import COMMON_VOICE_COLUMNS
 
 logger = get_logger(__name__)
 
@@ -74,19 +75,8 @@ __all__ = [
     "read_sentence_file",
 ]
 
-CV_COLUMNS = (
-    "client_id",
-    "path",
-    "sentence",
-    "up_votes",
-    "down_votes",
-    "age",
-    "gender",
-    "accents",
-    "variant",
-    "locale",
-    "segment",
-)
+# The Common Voice 16.1 layout (the recipes' validated release).
+CV_COLUMNS = COMMON_VOICE_COLUMNS["16.1"]
 DURATION_COLUMNS = ("clip", "duration[ms]")
 SPLITS = ("train", "dev", "test")
 CLIP_SAMPLE_RATE = 48000

@@ -19,10 +19,14 @@ RECIPE = Path(__file__).resolve().parents[2] / "recipes/CommonVoice/SENSE"
 sys.path.insert(0, str(RECIPE))
 from common_voice_sense_prepare import (  # noqa: E402
     CLIP_CHECKS_FILE,
+    RELEASE_COLUMNS,
+    VALIDATED_RELEASE,
     ClipDurations,
     CommonVoiceFormatError,
     _read_clip_durations,
+    check_release,
     prepare_common_voice,
+    release_of,
 )
 
 PER_LANGUAGE = 10
@@ -219,6 +223,91 @@ def test_auto_takes_exactly_the_locale_folders(corpus, tmp_path, caplog):
     assert report["de"] == report["en"]
     ratios = json.loads((save / "language_ratios.json").read_text())
     assert set(ratios["ratios"]) == {"de", "en", "ru"}
+
+
+def test_bge_m3_filter_drops_and_prints_uncovered_locales(
+    corpus, tmp_path, capsys
+):
+    # gn (Guarani) and yo (Yoruba) are in the authors' list, not in BGE-M3's
+    # languages.
+    add_locale(corpus, "gn")
+    add_locale(corpus, "yo")
+    save = tmp_path / "save"
+    report = prepare_common_voice(
+        corpus,
+        save,
+        ["en", "gn", "ru", "yo"],
+        min_duration=0,
+        language_filter="bge_m3",
+    )
+    assert "drops 2 of 4 locales (not covered by the teacher): gn yo" in (
+        capsys.readouterr().out
+    )
+    assert list(report) == ["en", "ru"]
+    for split in ("train", "dev", "test"):
+        assert {r["lang"] for r in read_csv(save / f"{split}.csv")} == {
+            "en",
+            "ru",
+        }
+    # Without the filter every listed locale is trained on.
+    report = prepare_common_voice(
+        corpus, tmp_path / "all", ["en", "gn", "ru", "yo"], min_duration=0
+    )
+    assert list(report) == ["en", "gn", "ru", "yo"]
+
+
+def test_language_filter_that_keeps_nothing_or_is_unknown(corpus, tmp_path):
+    add_locale(corpus, "gn")
+    with pytest.raises(ValueError, match="keeps none of"):
+        prepare_common_voice(
+            corpus, tmp_path / "s", ["gn"], language_filter="bge_m3"
+        )
+    with pytest.raises(ValueError, match="language_filter must be null"):
+        prepare_common_voice(
+            corpus, tmp_path / "s", ["en"], language_filter="labse"
+        )
+
+
+def test_release_is_read_from_mozillas_folder_name():
+    assert release_of("/d/cv-corpus-16.1-2023-12-06") == "16.1"
+    assert release_of("/d/cv-corpus-17.0-2024-03-15/cv/x") == "17.0"
+    assert release_of("/d/cv-corpus-18.0-delta-2024-06-14") == "18.0"
+    assert release_of("/d/cv-corpus-16.1") is None  # no date: not the name
+    assert release_of("/d/corpus-16.1-2023-12-06") is None
+
+
+def test_release_check_warns_on_version_and_layout(tmp_path, caplog):
+    make_synthetic_cv(tmp_path / "x", ["en"], per_language=1, seed=0)
+    # The synthetic corpus has the layout of the validated release.
+    assert read_tsv(tmp_path / "x" / "en" / "train.tsv")[0] == list(
+        RELEASE_COLUMNS[VALIDATED_RELEASE]
+    )
+    same = tmp_path / "cv-corpus-16.1-2023-12-06"
+    other = tmp_path / "cv-corpus-17.0-2024-03-15"
+    shutil.copytree(tmp_path / "x", same)
+    assert check_release(same, ["en"], "16.1") == []
+    shutil.copytree(tmp_path / "x", other)
+    with caplog.at_level("WARNING"):
+        (warning,) = check_release(other, ["en"], "16.1")
+    assert "Common Voice 17.0; the recipe is tested on 16.1" in warning
+    assert warning in caplog.text
+    (warning,) = check_release(tmp_path / "x", ["en"], "16.1")
+    assert "cannot tell the Common Voice release" in warning
+    # A 17.0-style header: sentence_id and sentence_domain added.
+    train = other / "en" / "train.tsv"
+    rows = read_tsv(train)
+    header = rows[0]
+    header.insert(2, "sentence_id")
+    header.insert(4, "sentence_domain")
+    train.write_text("\t".join(header) + "\n", encoding="utf-8")
+    version, layout = check_release(other, ["en"], "16.1")
+    assert "train.tsv of en: not the Common Voice 16.1 layout" in layout
+    assert "extra columns ['sentence_id', 'sentence_domain']" in layout
+    header.remove("segment")
+    train.write_text("\t".join(header) + "\n", encoding="utf-8")
+    assert "missing columns ['segment']" in check_release(other, ["en"])[1]
+    with pytest.raises(ValueError, match="common_voice_release must be"):
+        check_release(same, ["en"], "9.0")
 
 
 def test_auto_without_any_locale_folder_is_an_error(tmp_path):

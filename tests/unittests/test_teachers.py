@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from speechbrain_sense.teachers import (
+    TEACHER_LANGUAGES,
     USE_SOURCE,
     CallableSentenceEncoder,
     HFSentenceEncoder,
     bge_m3,
+    filter_teacher_languages,
     minilm,
     teacher_from_source,
     universal_sentence_encoder,
@@ -149,6 +151,44 @@ def test_prefix_changes_embeddings_and_identity(tiny_xlmr_dir, cls_teacher):
     )
     assert prefixed.identity() != cls_teacher.identity()
     assert prefixed.identity()["prefix"] == "passage: "
+
+
+def test_fp16_teacher_keys_its_cache_apart_and_stays_fp32_on_cpu(
+    tiny_xlmr_dir, cls_teacher
+):
+    half = HFSentenceEncoder(str(tiny_xlmr_dir), pooling="cls", dtype="float16")
+    # fp16 changes the numbers on CUDA: another cache key; float32 keeps
+    # the key caches were built under before the option existed.
+    assert half.identity() == {**cls_teacher.identity(), "dtype": "float16"}
+    assert "dtype" not in cls_teacher.identity()
+    # On the CPU it runs in float32, as FlagEmbedding's use_fp16 does.
+    torch.testing.assert_close(
+        half.encode(["hello world"]), cls_teacher.encode(["hello world"])
+    )
+    assert next(half.model.parameters()).dtype == torch.float32
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        HFSentenceEncoder(str(tiny_xlmr_dir), dtype="fp16")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fp16_teacher_runs_in_fp16_on_cuda(tiny_xlmr_dir, cls_teacher):
+    half = HFSentenceEncoder(str(tiny_xlmr_dir), pooling="cls", dtype="float16")
+    emb = half.encode(["hello world"], device="cuda")
+    assert next(half.model.parameters()).dtype == torch.float16
+    assert emb.dtype == torch.float32
+    torch.testing.assert_close(
+        emb, cls_teacher.encode(["hello world"]), atol=2e-3, rtol=0
+    )
+
+
+def test_bge_m3_language_filter_covers_the_xlmr_languages():
+    covered = TEACHER_LANGUAGES["bge_m3"]
+    assert len(covered) == len(set(covered)) == 83
+    # Authors' locales outside XLM-R's languages are dropped, in order.
+    assert filter_teacher_languages(["yo", "en", "zu", "sv-SE"], "bge_m3") == [
+        "en",
+        "sv-SE",
+    ]
 
 
 def test_max_length_truncates(tiny_xlmr_dir, cls_teacher, hf_reference):

@@ -1,8 +1,8 @@
 """Data preparation for multilingual SENSE training on Common Voice.
 
 Reads ``<data_folder>/<lang>/{train,dev,test}.tsv`` of a Common Voice
-release (any version with the standard TSV columns) for every requested
-language and writes SpeechBrain CSV manifests ``train.csv``, ``dev.csv`` and
+release (any version with the ``client_id``, ``path`` and ``sentence``
+columns) for every requested language and writes SpeechBrain CSV manifests ``train.csv``, ``dev.csv`` and
 ``test.csv`` into ``save_folder`` with the columns
 
     ID, duration, wav, sentence, lang, client_id
@@ -20,6 +20,14 @@ are logged and written to ``prepare_report.json``; a language left without
 any training utterance is an error unless ``allow_empty_languages``. The
 SAMU-XLSR language ratios of the kept training data go to
 ``language_ratios.json``.
+
+Releases: the preparation is tested against the layout of
+``VALIDATED_RELEASE`` (its TSV header, ``RELEASE_COLUMNS``) and warns,
+without stopping, when the release named in ``data_folder``'s path
+(``cv-corpus-<version>-<date>``) is another one or cannot be told, and when
+a locale's ``train.tsv`` header differs from that layout.
+``language_filter="bge_m3"`` keeps only the locales the BGE-M3 teacher
+covers and prints those it drops.
 
 Partial releases: ``languages="auto"`` takes every locale folder of
 ``data_folder`` (a folder holding ``train.tsv``), so a download of a few
@@ -59,6 +67,7 @@ import codecs
 import contextlib
 import json
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -68,17 +77,29 @@ from tqdm import tqdm
 
 from speechbrain_sense.clip_check import ClipVerifier
 from speechbrain_sense.preparation import (
+    COMMON_VOICE_COLUMNS,
     OPTIONS_FILE,
     ManifestWriter,
     already_prepared,
     mark_prepared,
 )
 from speechbrain_sense.sampling import save_language_ratios
+from speechbrain_sense.teachers import filter_teacher_languages
 
 logger = get_logger(__name__)
 
 SPLITS = ("train", "dev", "test")
 CV_COLUMNS = ("client_id", "path", "sentence")
+# The release whose layout this preparation and its tests (the synthetic
+# corpus of speechbrain_sense.data.synthetic_cv) reproduce. The SENSE
+# authors do not say which release they trained on.
+VALIDATED_RELEASE = "16.1"
+# The clip TSV header of each release this preparation knows.
+RELEASE_COLUMNS = COMMON_VOICE_COLUMNS
+# How Mozilla names a release's root folder: cv-corpus-16.1-2023-12-06.
+RELEASE_FOLDER = re.compile(
+    r"cv-corpus-(\d+\.\d+)(?:-delta)?-\d{4}-\d{2}-\d{2}"
+)
 MANIFEST_COLUMNS = ("ID", "duration", "wav", "sentence", "lang", "client_id")
 REPORT_FILE = "prepare_report.json"
 RATIOS_FILE = "language_ratios.json"
@@ -125,6 +146,8 @@ def prepare_common_voice(
     verify_clips="decode",
     max_bad_fraction=0.01,
     num_workers=None,
+    language_filter=None,
+    common_voice_release=VALIDATED_RELEASE,
 ):
     """Writes the SENSE manifests for the given Common Voice languages.
 
@@ -165,6 +188,13 @@ def prepare_common_voice(
         not a few bad clips).
     num_workers : int, optional
         Processes checking clips (default: the usable cores).
+    language_filter : str, optional
+        ``"bge_m3"``: keep only the locales the teacher covers
+        (:func:`speechbrain_sense.teachers.filter_teacher_languages`, which
+        prints those it drops); ``None`` keeps them all.
+    common_voice_release : str, optional
+        The release expected (``"16.1"``), checked by
+        :func:`check_release`; ``None`` checks nothing.
 
     Returns
     -------
@@ -192,7 +222,7 @@ def prepare_common_voice(
             f"languages={AUTO_LANGUAGES!r}: {len(languages)} locales in "
             f"{data_folder}: {', '.join(languages)}"
         )
-    languages = list(languages)
+    languages = filter_teacher_languages(languages, language_filter)
     if not languages:
         raise ValueError("no language given to prepare_common_voice")
     if len(set(languages)) != len(languages):
@@ -209,6 +239,8 @@ def prepare_common_voice(
                 f"{lang!r} in languages is not a locale folder name "
                 f"(languages: {languages})"
             )
+    if common_voice_release is not None:
+        check_release(data_folder, languages, common_voice_release)
     save_folder = Path(save_folder)
     # The resolved list, never "auto": adding or removing a locale folder
     # then changes the options and redoes the preparation.
@@ -335,6 +367,110 @@ def _commit_manifests(save_folder, writers):
                 "needs dev and test utterances)"
             )
         writer.commit()
+
+
+def release_of(data_folder):
+    """The Common Voice version named in a path, e.g. ``"16.1"``.
+
+    Mozilla's archives unpack into ``cv-corpus-<version>-<date>/<locale>``;
+    ``data_folder`` or one of its parents carries that name.
+
+    Arguments
+    ---------
+    data_folder : str or Path
+        Root of the release.
+
+    Returns
+    -------
+    str or None
+        The version, or ``None`` when no part of the path names one.
+
+    Example
+    -------
+    >>> release_of("/data/cv-corpus-17.0-2024-03-15")
+    '17.0'
+    >>> release_of("/data/cv-corpus-16.1-2023-12-06/extracted")
+    '16.1'
+    >>> release_of("/data/common_voice") is None
+    True
+    """
+    for part in reversed(Path(os.path.abspath(data_folder)).parts):
+        match = RELEASE_FOLDER.fullmatch(part)
+        if match:
+            return match.group(1)
+    return None
+
+
+def check_release(data_folder, languages, release=VALIDATED_RELEASE):
+    """Warns when the release or its layout is not the one expected.
+
+    Nothing stops here: the columns the preparation reads are checked
+    where they are read. A warning names what differs, so that a user on
+    another release knows to read the report before training.
+
+    Arguments
+    ---------
+    data_folder : str or Path
+        Root of the release.
+    languages : list of str
+        Locale folders whose ``train.tsv`` header is compared.
+    release : str
+        The expected version, a key of :data:`RELEASE_COLUMNS`.
+
+    Returns
+    -------
+    list of str
+        The warnings given (empty when the release and every header are
+        the expected ones).
+    """
+    if release not in RELEASE_COLUMNS:
+        raise ValueError(
+            f"common_voice_release must be one of "
+            f"{', '.join(RELEASE_COLUMNS)} (the layouts this preparation "
+            f"knows) or null, not {release!r}"
+        )
+    found = release_of(data_folder)
+    warnings = []
+    if found is None:
+        warnings.append(
+            f"cannot tell the Common Voice release of {data_folder} (no "
+            f"cv-corpus-<version>-<date> in its path); the recipe is tested "
+            f"on the layout of {release}: compare prepare_report.json"
+        )
+    elif found != release:
+        warnings.append(
+            f"{data_folder} is Common Voice {found}; the recipe is tested on "
+            f"{release}: compare its counts in prepare_report.json"
+        )
+    expected = list(RELEASE_COLUMNS[release])
+    headers = {}
+    for lang in languages:
+        path = Path(data_folder) / lang / "train.tsv"
+        if not path.is_file():
+            continue  # the preparation names the missing file
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            header = f.readline().rstrip("\r\n").split("\t")
+        if header != expected:
+            headers.setdefault(tuple(header), []).append(lang)
+    for header, langs in headers.items():
+        extra = [c for c in header if c not in expected]
+        missing = [c for c in expected if c not in header]
+        what = "; ".join(
+            text
+            for text in (
+                f"extra columns {extra}" if extra else "",
+                f"missing columns {missing}" if missing else "",
+                "" if extra or missing else "columns in another order",
+            )
+            if text
+        )
+        warnings.append(
+            f"train.tsv of {', '.join(langs)}: not the Common Voice "
+            f"{release} layout ({what})"
+        )
+    for warning in warnings:
+        logger.warning(warning)
+    return warnings
 
 
 def find_locales(data_folder):

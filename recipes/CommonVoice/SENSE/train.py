@@ -97,7 +97,10 @@ class SENSEBrain(sb.Brain):
         """Cosine distance to the cached teacher embeddings (+ InfoNCE)."""
         targets = batch.teacher_embedding.data
         loss = cosine_alignment_loss(
-            predictions, targets, scale=self.hparams.loss_scale
+            predictions,
+            targets,
+            scale=self.hparams.loss_scale,
+            reduction=self.hparams.loss_reduction,
         )
         if self.hparams.contrastive_weight > 0 and len(predictions) > 1:
             loss = loss + self.hparams.contrastive_weight * info_nce(
@@ -163,10 +166,16 @@ class SENSEBrain(sb.Brain):
         if if_main_process():
             write_metric_tables(metrics, self.hparams.output_folder, name)
         if stage == sb.Stage.VALID:
+            # NewBob anneals when this stops falling: 1 - dev R@1 (ours) or
+            # the dev loss (the authors').
+            if self.hparams.annealing_metric == "loss":
+                annealed = stats["loss"]
+            else:
+                annealed = 1.0 - stats["R@1"]
             lrs = {}
             for key, optimizer in self.optimizers_dict.items():
                 annealing = self.hparams.lr_annealing[key]
-                old, new = annealing(1.0 - stats["R@1"])
+                old, new = annealing(annealed)
                 sb.nnet.schedulers.update_learning_rate(optimizer, new)
                 lrs[f"lr_{key.split('_')[0]}"] = old
             self.hparams.train_logger.log_stats(
@@ -544,9 +553,16 @@ if __name__ == "__main__":
             "verify_clips": hparams["verify_clips"],
             "max_bad_fraction": hparams["max_bad_fraction"],
             "num_workers": hparams["prepare_workers"],
+            "language_filter": hparams["language_filter"],
+            "common_voice_release": hparams["common_voice_release"],
         },
     )
 
+    if hparams["annealing_metric"] not in ("retrieval", "loss"):
+        raise ValueError(
+            "annealing_metric must be retrieval (1 - dev R@1) or loss, not "
+            f"{hparams['annealing_metric']!r}"
+        )
     if hparams["data_format"] not in ("manifests", "shards"):
         raise ValueError(
             f"data_format must be manifests or shards: {hparams['data_format']}"

@@ -1,0 +1,162 @@
+"""Each SENSE config builds with tiny models, trains two steps, and holds
+the settings that define it (``sense_cv.yaml``: ours; ``sense_cv_authors
+.yaml``: the authors' recipe at speechbrain/speechbrain@aca5e41)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.core import Stage
+
+from speechbrain_sense.testing.tiny_models import save_tiny_xlm_roberta
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sense_ddp_step import RECIPE, random_batch  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+# languages of upstream recipes/CommonVoice/SENSE/hparams/train_sense.yaml
+# at aca5e41a34b3bcbe532640f2d3d0f6de3fd50ebe, in its order.
+AUTHORS_LOCALES = (
+    "af am ar as ast az ba be bg bn br ca ckb cs cv cy da de dv el en eo es "
+    "et fa fi fr fy-NL ga-IE gl gn he hi hsb ht hu ia id is it ja ka kab kk "
+    "ko ky lt lo lv ml mn mhr mk mr mt ne-NP nl nn-NO oc or os pa-IN pl ps "
+    "pt ro ru sah sc sk sl sr sv-SE sw ta te th ti tk tr tt ug uk ur uz vi "  # codespell:ignore te
+    "yi yo zh-HK zu"
+).split()
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher_dir(tmp_path_factory):
+    return save_tiny_xlm_roberta(tmp_path_factory.mktemp("xlmr"))
+
+
+def build(config, tmp_path, encoder, teacher):
+    """The config's SENSEBrain on a tiny encoder and teacher (32-d)."""
+    sys.path.insert(0, str(RECIPE))
+    import train
+
+    overrides = {
+        "output_folder": str(tmp_path / "out"),
+        "data_folder": str(tmp_path),
+        "encoder_source": str(encoder),
+        "encoder_dim": 32,
+        "teacher_source": str(teacher),
+        "teacher_dim": 32,
+    }
+    with open(RECIPE / "hparams" / config, encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f, overrides)
+    brain = train.SENSEBrain(
+        modules=hparams["modules"],
+        hparams=hparams,
+        run_opts={"device": "cpu"},
+        checkpointer=hparams["checkpointer"],
+    )
+    return brain, hparams
+
+
+@pytest.mark.parametrize(
+    ("config", "scale", "reduction", "annealed_on"),
+    [
+        ("sense_cv.yaml", 1.0, "mean", "retrieval"),
+        ("sense_cv_authors.yaml", 50.0, "sum", "loss"),
+    ],
+)
+def test_config_trains_two_steps_with_its_defining_settings(
+    config,
+    scale,
+    reduction,
+    annealed_on,
+    tmp_path,
+    tiny_w2v_bert_dir,
+    tiny_teacher_dir,
+):
+    brain, hparams = build(
+        config, tmp_path, tiny_w2v_bert_dir, tiny_teacher_dir
+    )
+    assert list(hparams["languages"]) == AUTHORS_LOCALES
+    assert hparams["language_filter"] is None
+    # Both load the authors' checkpoint layout: pooling, no projection.
+    head = brain.modules.student.head
+    assert head.projection_type == "none" and head.projection is None
+
+    brain.on_fit_start()
+    brain.modules.train()
+    student = brain.modules.student
+    before = [p.detach().clone() for p in student.parameters()]
+    batch = random_batch(3, hparams["teacher_dim"], seed=0)
+    with torch.no_grad():
+        predictions = brain.compute_forward(batch, Stage.TRAIN)
+        loss = brain.compute_objectives(predictions, batch, Stage.TRAIN)
+    # The loss, by hand: scale * (1 - cos) reduced over the batch.
+    distance = 1 - torch.nn.functional.cosine_similarity(
+        predictions, batch.teacher_embedding.data, dim=-1
+    )
+    by_hand = scale * (
+        distance.sum() if reduction == "sum" else distance.mean()
+    )
+    torch.testing.assert_close(loss, by_hand)
+    for step in range(2):
+        loss = brain.fit_batch(random_batch(3, hparams["teacher_dim"], step))
+        assert torch.isfinite(loss)
+    assert all(
+        not torch.equal(b, p.detach())
+        for b, p in zip(before, student.parameters())
+        if p.requires_grad
+    )
+
+    # One validation epoch end: NewBob sees 1 - R@1 or the dev loss.
+    dev = random_batch(4, hparams["teacher_dim"], seed=9)
+    brain.teacher_cache = dict(
+        zip(dev.sentence, dev.teacher_embedding.data, strict=True)
+    )
+    brain.on_stage_end(Stage.TRAIN, 0.5, 1)
+    brain.on_stage_start(Stage.VALID, 1)
+    with torch.no_grad():
+        brain.compute_objectives(
+            brain.compute_forward(dev, Stage.VALID), dev, Stage.VALID
+        )
+    brain.on_stage_end(Stage.VALID, 0.375, 1)
+    (seen,) = hparams["lr_annealing"]["head_optimizer"].metric_values
+    if annealed_on == "loss":
+        assert seen == 0.375
+    else:
+        assert 0.0 <= seen <= 1.0 and seen != 0.375
+
+
+def test_authors_config_holds_the_authors_settings(
+    tmp_path, tiny_w2v_bert_dir, tiny_teacher_dir
+):
+    """train_sense.yaml and train.py at aca5e41, setting by setting."""
+    brain, h = build(
+        "sense_cv_authors.yaml", tmp_path, tiny_w2v_bert_dir, tiny_teacher_dir
+    )
+    assert h["seed"] == 2422 and h["number_of_epochs"] == 100
+    assert h["max_batch_size"] == 2  # batch_size: 2
+    assert h["max_batch_seconds"] >= 2 * h["max_duration"]  # always 2 fit
+    assert h["max_duration"] == 10.0  # DURATION_MAX
+    assert h["precision"] == "fp32" and h["grad_accumulation_factor"] == 1
+    assert h["loss_scale"] == 50 and h["loss_reduction"] == "sum"
+    assert h["language_alpha"] == 0.05  # sampling_alpha
+    assert h["teacher"].dtype == "float16"  # use_fp16: True
+    encoder = brain.modules.student.encoder
+    assert encoder.model.config.apply_spec_augment is False
+    assert not h["freeze_encoder"]
+    brain.on_fit_start()
+    head_opt = brain.optimizers_dict["head_optimizer"]
+    assert isinstance(head_opt, torch.optim.Adadelta)
+    assert head_opt.defaults["lr"] == 1.5  # lr
+    assert head_opt.defaults["rho"] == 0.95
+    assert head_opt.defaults["eps"] == 1e-8
+    encoder_opt = brain.optimizers_dict["encoder_optimizer"]
+    assert isinstance(encoder_opt, torch.optim.Adam)
+    assert encoder_opt.defaults["lr"] == 1e-5  # lr_wav2vec
+    head_newbob = h["lr_annealing"]["head_optimizer"]
+    encoder_newbob = h["lr_annealing"]["encoder_optimizer"]
+    assert (head_newbob.annealing_factor, head_newbob.patient) == (0.5, 2)
+    assert (encoder_newbob.annealing_factor, encoder_newbob.patient) == (0.9, 0)
+    for newbob in (head_newbob, encoder_newbob):
+        assert newbob.improvement_threshold == 0.0025
+    assert h["annealing_metric"] == "loss"
