@@ -13,21 +13,28 @@ per-summary scores, in percent.
   keeps only ``[a-z0-9]`` runs, so it is meant for English (SLUE-TED is).
 * :class:`BERTScore` wraps ``bert_score.BERTScorer``. The scoring model is
   a hub id or a local HuggingFace directory (the same argument), with the
-  layer whose embeddings are compared (``num_layers``) and optional
-  rescaling with a baseline file; :attr:`BERTScore.description` states
-  model, layer and rescaling, because BERTScore values are only comparable
-  between identical settings, and the recipe writes it into its report.
+  layer whose embeddings are compared (``num_layers``). It always returns
+  the raw score, and with ``rescale_with_baseline`` also the
+  baseline-rescaled one, ``(s - b) / (1 - b)`` with ``b`` the layer's row
+  of a baseline file (:func:`read_bertscore_baseline`,
+  :func:`baseline_rescaled`; by default the file ``bert-score`` ships for
+  the model and language), derived from the same forward pass: the model
+  runs once. :attr:`BERTScore.descriptions` labels each (model, layer,
+  baseline file), because BERTScore values are only comparable between
+  identical settings, and the recipe writes them into its report.
 
 Authors
  * speechbrain-sense developers 2026
 """
 
+import csv
 import os
 import warnings
 from pathlib import Path
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 ROUGE_MEASURES = ("fmeasure", "precision", "recall")
+BERTSCORE_MEASURES = ("precision", "recall", "f1")
 
 
 def _check_pairs(hypotheses, references):
@@ -159,8 +166,131 @@ def rouge_scores(
     return result
 
 
+def shipped_bertscore_baseline(model, lang="en"):
+    """The baseline file ``bert-score`` ships for a model and language.
+
+    Arguments
+    ---------
+    model : str
+        Hub id (``roberta-large``, ``microsoft/deberta-xlarge-mnli``) or a
+        local directory, looked up by its folder name.
+    lang : str
+        Language of the texts.
+
+    Returns
+    -------
+    pathlib.Path
+        ``bert_score/rescale_baseline/<lang>/<model>.tsv`` (it may not
+        exist: ``bert-score`` ships baselines for some models only).
+
+    Example
+    -------
+    >>> path = shipped_bertscore_baseline("roberta-large")
+    >>> path.parts[-3:], path.is_file()
+    (('rescale_baseline', 'en', 'roberta-large.tsv'), True)
+    """
+    import bert_score
+
+    model = str(model)
+    name = Path(model).name if os.path.isdir(model) else model
+    return (
+        Path(bert_score.__file__).parent
+        / "rescale_baseline"
+        / lang
+        / f"{name}.tsv"
+    )
+
+
+def read_bertscore_baseline(path, layer):
+    """One layer's baseline from a ``bert-score`` baseline file.
+
+    The file is ``bert-score``'s CSV (named ``.tsv``): a header
+    ``LAYER,P,R,F`` and one row per layer (0 is the embedding layer), each
+    the mean precision, recall and F1 of unrelated sentence pairs.
+
+    Arguments
+    ---------
+    path : str or Path
+        The baseline file.
+    layer : int
+        The layer whose embeddings are compared (``num_layers``).
+
+    Returns
+    -------
+    dict
+        ``{"precision", "recall", "f1"}``: the baselines (fractions).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file is missing (the message names it).
+    ValueError
+        If the file is malformed or has no row for ``layer``.
+
+    Example
+    -------
+    >>> path = shipped_bertscore_baseline("roberta-large")
+    >>> baseline = read_bertscore_baseline(path, 17)
+    >>> [round(baseline[k], 4) for k in ("precision", "recall", "f1")]
+    [0.8315, 0.8315, 0.8312]
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"BERTScore baseline file {path} not found")
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"LAYER", "P", "R", "F"} <= set(rows[0]):
+        raise ValueError(
+            f"{path}: not a bert-score baseline file (header LAYER,P,R,F)"
+        )
+    for line, row in enumerate(rows, start=2):
+        try:
+            if int(row["LAYER"]) != layer:
+                continue
+            return {
+                "precision": float(row["P"]),
+                "recall": float(row["R"]),
+                "f1": float(row["F"]),
+            }
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}:{line}: bad row {row}") from error
+    raise ValueError(f"{path}: no baseline row for layer {layer}")
+
+
+def baseline_rescaled(score, baseline):
+    """``bert-score``'s rescaling of a score: ``(s - b) / (1 - b)``.
+
+    An affine map, so the mean of rescaled scores is the rescaled mean.
+    A score equal to the baseline (unrelated texts, on average) becomes
+    0, a perfect score stays 1, and a score below the baseline becomes
+    negative.
+
+    Arguments
+    ---------
+    score : float or torch.Tensor
+        Raw BERTScore (a fraction, not percent).
+    baseline : float
+        The baseline ``b`` of the same measure, model and layer.
+
+    Returns
+    -------
+    float or torch.Tensor
+
+    Example
+    -------
+    >>> round(baseline_rescaled(0.9, 0.8), 6), baseline_rescaled(1.0, 0.8)
+    (0.5, 1.0)
+    """
+    return (score - baseline) / (1 - baseline)
+
+
 class BERTScore:
     """BERTScore with an explicit, reportable configuration.
+
+    The scoring model runs once per call; the raw scores are always
+    returned (``bertscore_f1``, ...), and with ``rescale_with_baseline``
+    the baseline-rescaled ones as well (``bertscore_f1_rescaled``, ...),
+    the scale on which ``bert-score`` recommends reporting.
 
     Arguments
     ---------
@@ -173,15 +303,19 @@ class BERTScore:
         local directory is named like one, e.g. ``/models/roberta-large``);
         required otherwise.
     rescale_with_baseline : bool
-        Rescale scores with a baseline (``(s - b) / (1 - b)``), which
-        spreads them out but can make them negative.
+        Also return the scores rescaled with the baseline
+        (``(s - b) / (1 - b)``), which spreads them out but can make them
+        negative. A missing baseline file is an error naming it.
     baseline_path : str, optional
-        Baseline TSV (``bert-score``'s format). Defaults to the file
-        ``bert-score`` ships for ``lang`` and the model name.
+        Baseline file (``bert-score``'s format; only with
+        ``rescale_with_baseline``). Defaults to the file ``bert-score``
+        ships for ``lang`` and the model name
+        (:func:`shipped_bertscore_baseline`).
     lang : str
         Language of the texts (selects the shipped baseline file).
     idf : bool
-        Weight tokens by inverse document frequency over the references.
+        Weight tokens by inverse document frequency over the references
+        (``bert-score``'s shipped baselines were computed without).
     batch_size : int
         Texts per forward pass.
     device : str, optional
@@ -189,11 +323,14 @@ class BERTScore:
 
     Example
     -------
-    >>> scorer = BERTScore.__new__(BERTScore)  # no model: description only
+    >>> scorer = BERTScore.__new__(BERTScore)  # no model: labels only
     >>> scorer.model, scorer.num_layers = "roberta-large", 17
-    >>> scorer.rescale_with_baseline, scorer.idf = False, False
-    >>> scorer.description
-    'BERTScore F1 (roberta-large, layer 17, not rescaled)'
+    >>> scorer.rescale_with_baseline, scorer.idf = True, False
+    >>> scorer.baseline_path = "en/roberta-large.tsv"
+    >>> for key, label in scorer.descriptions.items():
+    ...     print(f"{key}: {label}")
+    bertscore_f1: BERTScore F1 (roberta-large, layer 17, raw: not rescaled)
+    bertscore_f1_rescaled: BERTScore F1 (roberta-large, layer 17, rescaled with baseline en/roberta-large.tsv)
     """
 
     def __init__(
@@ -220,35 +357,36 @@ class BERTScore:
                     "only for hub names such as roberta-large)"
                 )
             num_layers = model2layers[name]
-        if rescale_with_baseline and baseline_path is None:
-            import bert_score
-
-            shipped = (
-                Path(bert_score.__file__).parent
-                / "rescale_baseline"
-                / lang
-                / f"{name}.tsv"
+        self.baseline = None
+        if rescale_with_baseline:
+            if baseline_path is None:
+                shipped = shipped_bertscore_baseline(model, lang)
+                if not shipped.is_file():
+                    raise FileNotFoundError(
+                        f"bert-score ships no {lang} baseline for {name!r} "
+                        f"(no file {shipped}); give baseline_path, or "
+                        "rescale_with_baseline=False for the raw score only"
+                    )
+                baseline_path = shipped
+            baseline_path = str(baseline_path)
+            self.baseline = read_bertscore_baseline(baseline_path, num_layers)
+        elif baseline_path is not None:
+            raise ValueError(
+                f"baseline_path {baseline_path} given but "
+                "rescale_with_baseline is False: set it True to rescale"
             )
-            if not shipped.is_file():
-                raise FileNotFoundError(
-                    f"bert-score ships no {lang} baseline for {name!r} "
-                    f"({shipped}); give baseline_path"
-                )
-            baseline_path = str(shipped)
-        if baseline_path is not None and not Path(baseline_path).is_file():
-            raise FileNotFoundError(f"baseline file {baseline_path} not found")
         self.model = model
         self.num_layers = num_layers
         self.rescale_with_baseline = rescale_with_baseline
         self.baseline_path = baseline_path
         self.idf = idf
         self.batch_size = batch_size
+        # Raw scores only: the rescaled ones are derived in __call__.
         self.scorer = BERTScorer(
             model_type=model,
             num_layers=num_layers,
             lang=lang,
-            rescale_with_baseline=rescale_with_baseline,
-            baseline_path=baseline_path,
+            rescale_with_baseline=False,
             idf=idf,
             batch_size=batch_size,
             device=device,
@@ -272,18 +410,34 @@ class BERTScore:
 
             tokenizer.build_inputs_with_special_tokens = special_tokens_only
 
-    @property
-    def description(self):
-        """Model, layer, rescaling and idf: what makes scores comparable."""
-        if self.rescale_with_baseline:
-            rescaled = f"rescaled with baseline {self.baseline_path}"
-        else:
-            rescaled = "not rescaled"
+    def _label(self, scale):
+        """``BERTScore F1 (<model>, layer <n>, <scale>[, idf-weighted])``."""
         idf = ", idf-weighted" if self.idf else ""
         return (
             f"BERTScore F1 ({self.model}, layer {self.num_layers}, "
-            f"{rescaled}{idf})"
+            f"{scale}{idf})"
         )
+
+    @property
+    def description(self):
+        """Label of the raw F1 (``bertscore_f1``): model, layer, idf."""
+        return self._label("raw: not rescaled")
+
+    @property
+    def rescaled_description(self):
+        """Label of the rescaled F1 (``bertscore_f1_rescaled``), with the
+        baseline file; None without ``rescale_with_baseline``."""
+        if not self.rescale_with_baseline:
+            return None
+        return self._label(f"rescaled with baseline {self.baseline_path}")
+
+    @property
+    def descriptions(self):
+        """``{"bertscore_f1": label[, "bertscore_f1_rescaled": label]}``."""
+        labels = {"bertscore_f1": self.description}
+        if self.rescale_with_baseline:
+            labels["bertscore_f1_rescaled"] = self.rescaled_description
+        return labels
 
     def __call__(self, hypotheses, references, return_per_summary=False):
         """Corpus BERTScore: the mean over summaries, in percent.
@@ -301,7 +455,10 @@ class BERTScore:
         -------
         dict
             ``bertscore_precision``, ``bertscore_recall``, ``bertscore_f1``
-            (percent), and ``per_summary_f1`` on request.
+            (raw, percent); with ``rescale_with_baseline`` also
+            ``bertscore_precision_rescaled``, ``bertscore_recall_rescaled``
+            and ``bertscore_f1_rescaled``; on request ``per_summary_f1``
+            (and ``per_summary_f1_rescaled``).
         """
         hypotheses, references = _check_pairs(hypotheses, references)
         if self.idf:
@@ -309,14 +466,30 @@ class BERTScore:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "overwriting" the last ones
                 self.scorer.compute_idf(references)
-        precision, recall, f1 = self.scorer.score(
-            hypotheses, references, batch_size=self.batch_size
+        raw = dict(
+            zip(
+                BERTSCORE_MEASURES,
+                self.scorer.score(
+                    hypotheses, references, batch_size=self.batch_size
+                ),
+            )
         )
         result = {
-            "bertscore_precision": 100 * precision.mean().item(),
-            "bertscore_recall": 100 * recall.mean().item(),
-            "bertscore_f1": 100 * f1.mean().item(),
+            f"bertscore_{name}": 100 * scores.mean().item()
+            for name, scores in raw.items()
         }
+        rescaled = {}
+        if self.rescale_with_baseline:
+            rescaled = {
+                name: baseline_rescaled(scores, self.baseline[name])
+                for name, scores in raw.items()
+            }
+            for name, scores in rescaled.items():
+                result[f"bertscore_{name}_rescaled"] = (
+                    100 * scores.mean().item()
+                )
         if return_per_summary:
-            result["per_summary_f1"] = f1.tolist()
+            result["per_summary_f1"] = raw["f1"].tolist()
+            if rescaled:
+                result["per_summary_f1_rescaled"] = rescaled["f1"].tolist()
         return result

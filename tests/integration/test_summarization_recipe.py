@@ -114,8 +114,17 @@ def test_prepare_errors_name_file_and_line(slue_ted, tmp_path):
         prepare_slue_ted(data, tmp_path / "e")
 
 
+# A baseline for the tiny random BERT in bert-score's format (it ships
+# none for it); the layer-2 row is the one used.
+TINY_BERT_BASELINE = (
+    "LAYER,P,R,F\n0,0.1,0.1,0.1\n1,0.3,0.3,0.3\n2,0.6,0.55,0.5\n"
+)
+
+
 def test_recipe_trains_decodes_and_scores(slue_ted, sense_model_dir, tmp_path):
     out = tmp_path / "results"
+    baseline = tmp_path / "tiny_bert_baseline.tsv"
+    baseline.write_text(TINY_BERT_BASELINE)
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     result = subprocess.run(
         [
@@ -127,6 +136,8 @@ def test_recipe_trains_decodes_and_scores(slue_ted, sense_model_dir, tmp_path):
             f"--encoder_source={sense_model_dir}",
             "--number_of_epochs=2",
             "--valid_search_interval=1",
+            "--bertscore_rescale_with_baseline=True",
+            f"--bertscore_baseline_path={baseline}",
             "--device=cpu",
         ],
         cwd=RECIPE,
@@ -141,9 +152,20 @@ def test_recipe_trains_decodes_and_scores(slue_ted, sense_model_dir, tmp_path):
     report = json.loads((out / "test_metrics.json").read_text())
     metrics, settings = report["metrics"], report["settings"]
     assert metrics["summaries"] == 1
-    assert {"rouge1", "rouge2", "rougeL", "bertscore_f1"} <= set(metrics)
-    assert settings["bertscore"] == (
-        f"BERTScore F1 ({out / 'tiny_bert_32d'}, layer 2, not rescaled)"
+    assert {
+        "rouge1",
+        "rouge2",
+        "rougeL",
+        "bertscore_f1",
+        "bertscore_f1_rescaled",
+    } <= set(metrics)
+    # Each BERTScore is labelled with model, layer and scale.
+    model = out / "tiny_bert_32d"
+    assert settings["bertscore_f1"] == (
+        f"BERTScore F1 ({model}, layer 2, raw: not rescaled)"
+    )
+    assert settings["bertscore_f1_rescaled"] == (
+        f"BERTScore F1 ({model}, layer 2, rescaled with baseline {baseline})"
     )
     assert "Porter stemming" in settings["rouge"]
     assert "beam 3" in settings["decoding"]
@@ -158,12 +180,24 @@ def test_recipe_trains_decodes_and_scores(slue_ted, sense_model_dir, tmp_path):
     rouge = rouge_scores(hyps, refs, use_stemmer=True)
     for name in ("rouge1", "rouge2", "rougeL"):
         assert metrics[name] == pytest.approx(rouge[name])
-    bertscore = BERTScore(out / "tiny_bert_32d", num_layers=2, device="cpu")
-    assert metrics["bertscore_f1"] == pytest.approx(
-        bertscore(hyps, refs)["bertscore_f1"], abs=1e-4
+    bertscore = BERTScore(model, num_layers=2, device="cpu")
+    raw = bertscore(hyps, refs)["bertscore_f1"]
+    assert metrics["bertscore_f1"] == pytest.approx(raw, abs=1e-4)
+    # Rescaled with layer 2's F baseline (0.5): (s - b) / (1 - b).
+    assert metrics["bertscore_f1_rescaled"] == pytest.approx(
+        100 * (raw / 100 - 0.5) / 0.5, abs=1e-3
     )
     table = (out / "test_metrics.md").read_text()
-    assert "| ROUGE-L |" in table and "BERTScore F1 (" in table
+    assert "| ROUGE-L |" in table
+    assert f"| BERTScore F1, raw | {metrics['bertscore_f1']:.2f} |" in table
+    assert (
+        f"| BERTScore F1, rescaled | {metrics['bertscore_f1_rescaled']:.2f} |"
+    ) in table
+    assert f"* bertscore_f1_rescaled: {settings['bertscore_f1_rescaled']}" in (
+        table
+    )
+    log = (out / "log.txt").read_text()
+    assert "bertscore_f1_rescaled = " in log and "rescaled with baseline" in log
 
 
 SCRATCH_DECODER = """decoder: !new:speechbrain_sense.seq2seq.TransformerTextDecoder
@@ -229,3 +263,13 @@ def test_recipe_with_a_from_scratch_decoder(slue_ted, tmp_path):
         use_stemmer=True,
     )
     assert report["metrics"]["rougeL"] == pytest.approx(rouge["rougeL"])
+    # The tiny yaml does not rescale (no baseline ships for a random BERT):
+    # raw only, said in the report and a warning, never labelled rescaled.
+    assert "bertscore_f1" in report["metrics"]
+    assert not [k for k in report["metrics"] if k.endswith("_rescaled")]
+    assert report["settings"]["bertscore_f1_rescaled"] == (
+        "not computed: rescale_with_baseline is False"
+    )
+    assert "BERTScore is reported raw only" in result.stdout + result.stderr
+    table = (out / "test_metrics.md").read_text()
+    assert "| BERTScore F1, raw |" in table and "F1, rescaled |" not in table

@@ -4,8 +4,11 @@ import pytest
 
 from speechbrain_sense.metrics.summarization import (
     BERTScore,
+    baseline_rescaled,
+    read_bertscore_baseline,
     rouge_description,
     rouge_scores,
+    shipped_bertscore_baseline,
 )
 from speechbrain_sense.testing.tiny_text_models import save_tiny_bert
 
@@ -101,48 +104,146 @@ def test_bertscore_identical_is_one_and_different_is_lower(tiny_bert_dir):
     empty = scorer([""], [same], return_per_summary=True)
     assert 0 <= empty["per_summary_f1"][0] < 0.99
     assert scorer.description == (
-        f"BERTScore F1 ({tiny_bert_dir}, layer 1, not rescaled)"
+        f"BERTScore F1 ({tiny_bert_dir}, layer 1, raw: not rescaled)"
     )
 
 
-def test_bertscore_rescaling_with_a_baseline_file(tiny_bert_dir, tmp_path):
-    # bert-score's baseline format: one row per layer, columns P, R, F.
-    baseline = tmp_path / "baseline.tsv"
-    baseline.write_text(
-        "LAYER,P,R,F\n0,0.5,0.5,0.5\n1,0.5,0.5,0.5\n2,0.5,0.5,0.5\n"
-    )
-    plain = BERTScore(tiny_bert_dir, num_layers=2, device="cpu")
-    rescaled = BERTScore(
+# bert-score's baseline format (a CSV named .tsv): one row per layer
+# (0: embeddings), columns P, R, F; different values on every row, so a
+# scorer reading the wrong layer's row gives other numbers.
+TINY_BASELINE = """LAYER,P,R,F
+0,0.10,0.20,0.30
+1,0.40,0.45,0.50
+2,0.62,0.55,0.58
+"""
+
+
+@pytest.fixture()
+def tiny_baseline(tmp_path):
+    path = tmp_path / "tiny_bert.tsv"
+    path.write_text(TINY_BASELINE)
+    return path
+
+
+HYPS = ["the library opens at nine", "my grandmother grows tomatoes"]
+REFS = ["the beach is warm today", "my grandmother grows small tomatoes"]
+
+
+def test_rescaled_equals_bert_score_own_rescaling(tiny_bert_dir, tiny_baseline):
+    """Raw once, rescaled derived: equal to bert-score rescaling itself."""
+    from bert_score import BERTScorer
+
+    scorer = BERTScore(
         tiny_bert_dir,
         num_layers=2,
         rescale_with_baseline=True,
-        baseline_path=baseline,
+        baseline_path=tiny_baseline,
         device="cpu",
     )
-    hyps, refs = ["the library opens at nine"], ["the beach is warm"]
-    raw = plain(hyps, refs)["bertscore_f1"] / 100
-    # (s - b) / (1 - b) with b = 0.5
-    assert rescaled(hyps, refs)["bertscore_f1"] / 100 == pytest.approx(
-        (raw - 0.5) / 0.5, abs=1e-5
+    scores = scorer(HYPS, REFS, return_per_summary=True)
+    reference = {
+        rescale: BERTScorer(
+            model_type=str(tiny_bert_dir),
+            num_layers=2,
+            lang="en",
+            rescale_with_baseline=rescale,
+            baseline_path=str(tiny_baseline),
+            device="cpu",
+        ).score(HYPS, REFS)
+        for rescale in (False, True)
+    }
+    for i, name in enumerate(("precision", "recall", "f1")):
+        raw, rescaled = reference[False][i], reference[True][i]
+        assert scores[f"bertscore_{name}"] == pytest.approx(
+            100 * raw.mean().item(), abs=1e-4
+        )
+        assert scores[f"bertscore_{name}_rescaled"] == pytest.approx(
+            100 * rescaled.mean().item(), abs=1e-4
+        )
+    assert scores["per_summary_f1"] == pytest.approx(
+        reference[False][2].tolist(), abs=1e-6
     )
-    assert f"rescaled with baseline {baseline}" in rescaled.description
+    assert scores["per_summary_f1_rescaled"] == pytest.approx(
+        reference[True][2].tolist(), abs=1e-6
+    )
+    # The known answer: (s - b) / (1 - b) with layer 2's F baseline, 0.58.
+    raw_f1 = scores["bertscore_f1"] / 100
+    assert scores["bertscore_f1_rescaled"] / 100 == pytest.approx(
+        (raw_f1 - 0.58) / 0.42, abs=1e-6
+    )
+    assert scores["bertscore_f1_rescaled"] < scores["bertscore_f1"]
+    # The model ran once: rescaling is bert-score's scorer left raw.
+    assert scorer.scorer.rescale_with_baseline is False
+    assert scorer.descriptions == {
+        "bertscore_f1": (
+            f"BERTScore F1 ({tiny_bert_dir}, layer 2, raw: not rescaled)"
+        ),
+        "bertscore_f1_rescaled": (
+            f"BERTScore F1 ({tiny_bert_dir}, layer 2, rescaled with "
+            f"baseline {tiny_baseline})"
+        ),
+    }
 
 
-def test_bertscore_configuration_errors(tiny_bert_dir, tmp_path):
+def test_baseline_row_is_the_scored_layer(tiny_baseline):
+    assert read_bertscore_baseline(tiny_baseline, 1) == {
+        "precision": 0.40,
+        "recall": 0.45,
+        "f1": 0.50,
+    }
+    with pytest.raises(ValueError, match="no baseline row for layer 5"):
+        read_bertscore_baseline(tiny_baseline, 5)
+    bad = tiny_baseline.parent / "bad.tsv"
+    bad.write_text("layer\tP\tR\tF\n0\t0.1\t0.2\t0.3\n")
+    with pytest.raises(ValueError, match="not a bert-score baseline"):
+        read_bertscore_baseline(bad, 0)
+    assert baseline_rescaled(0.79, 0.58) == pytest.approx(0.5)
+    assert baseline_rescaled(0.58, 0.58) == 0.0
+    assert baseline_rescaled(0.37, 0.58) == pytest.approx(-0.5)
+
+
+def test_raw_only_without_rescaling(tiny_bert_dir):
+    scorer = BERTScore(tiny_bert_dir, num_layers=2, device="cpu")
+    scores = scorer(HYPS, REFS, return_per_summary=True)
+    assert not [key for key in scores if "rescaled" in key]
+    assert scorer.rescaled_description is None
+    assert list(scorer.descriptions) == ["bertscore_f1"]
+
+
+def test_shipped_baseline_lookup(tmp_path):
+    # bert-score ships roberta-large's English baseline; a local directory
+    # named like the hub model finds it too.
+    local = tmp_path / "roberta-large"
+    local.mkdir()
+    assert shipped_bertscore_baseline(local) == shipped_bertscore_baseline(
+        "roberta-large"
+    )
+    assert shipped_bertscore_baseline("roberta-large").is_file()
+    assert not shipped_bertscore_baseline("roberta-large", "sw").is_file()
+
+
+def test_bertscore_configuration_errors(tiny_bert_dir, tiny_baseline, tmp_path):
     with pytest.raises(ValueError, match="give num_layers"):
         BERTScore(tiny_bert_dir, device="cpu")
-    with pytest.raises(FileNotFoundError, match="give baseline_path"):
+    # No shipped baseline for the tiny model: the error names the file.
+    shipped = shipped_bertscore_baseline(tiny_bert_dir)
+    with pytest.raises(FileNotFoundError, match="give baseline_path") as error:
         BERTScore(
             tiny_bert_dir,
             num_layers=1,
             rescale_with_baseline=True,
             device="cpu",
         )
-    with pytest.raises(FileNotFoundError, match="not found"):
+    assert str(shipped) in str(error.value)
+    missing = tmp_path / "missing.tsv"
+    with pytest.raises(FileNotFoundError, match=f"{missing} not found"):
         BERTScore(
             tiny_bert_dir,
             num_layers=1,
             rescale_with_baseline=True,
-            baseline_path=tmp_path / "missing.tsv",
+            baseline_path=missing,
             device="cpu",
         )
+    # A baseline without rescaling is a contradiction, not ignored.
+    with pytest.raises(ValueError, match="rescale_with_baseline is False"):
+        BERTScore(tiny_bert_dir, num_layers=1, baseline_path=tiny_baseline)

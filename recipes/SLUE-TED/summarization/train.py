@@ -10,8 +10,10 @@ a pretrained BART (``facebook/bart-large``) or a Transformer decoder
 trained from scratch (``speechbrain_sense.seq2seq``). Training minimises
 the label-smoothed NLL of the reference summary; the dev loss selects the
 checkpoint. The test set is decoded with beam search and scored with
-ROUGE-1/2/L and BERTScore F1; the report states the exact metric
-settings, and the hypotheses are written next to it.
+ROUGE-1/2/L and BERTScore F1, raw (``bertscore_f1``) and rescaled with
+bert-score's baseline (``bertscore_f1_rescaled``, the paper-comparable
+one); the report labels each with its exact settings (model, layer,
+baseline file), and the hypotheses are written next to it.
 
 To run this recipe:
 > python train.py hparams/summarization.yaml --data_folder=/data/slue-ted \\
@@ -155,6 +157,11 @@ def write_test_report(hparams, hypotheses, stats):
     Writes ``test_hypotheses.tsv`` (``ID, hypothesis, reference``),
     ``test_metrics.json`` and ``test_metrics.md`` into ``output_folder``.
 
+    BERTScore is computed once, raw, and with the scorer's
+    ``rescale_with_baseline`` also rescaled (``bertscore_f1_rescaled``);
+    each value's label is in ``settings``. Without rescaling, the report
+    and a logged warning say so: a raw value is never labelled rescaled.
+
     Arguments
     ---------
     hparams : types.SimpleNamespace
@@ -187,11 +194,24 @@ def write_test_report(hparams, hypotheses, stats):
     else:
         metrics.update({k: stats[k] for k in ("rouge1", "rouge2", "rougeL")})
         scorer = hparams.bertscore()
+        # One forward pass: raw scores, and the rescaled ones derived from
+        # them with the baseline file.
         bertscore = scorer(
             [hypotheses[i][0] for i in ids], [hypotheses[i][1] for i in ids]
         )
         metrics.update(bertscore)
-        settings["bertscore"] = scorer.description
+        settings.update(scorer.descriptions)
+        if not scorer.rescale_with_baseline:
+            settings["bertscore_f1_rescaled"] = (
+                "not computed: rescale_with_baseline is False"
+            )
+            logger.warning(
+                "BERTScore is reported raw only (rescale_with_baseline is "
+                "False): it is not on the baseline-rescaled scale"
+            )
+        for key in ("bertscore_f1_rescaled", "bertscore_f1"):
+            if key in metrics:
+                logger.info(f"{key} = {metrics[key]:.2f}: {settings[key]}")
     report = {"metrics": metrics, "settings": settings}
     (out / "test_metrics.json").write_text(json.dumps(report, indent=1))
     lines = [
@@ -204,7 +224,8 @@ def write_test_report(hparams, hypotheses, stats):
         "rouge1": "ROUGE-1",
         "rouge2": "ROUGE-2",
         "rougeL": "ROUGE-L",
-        "bertscore_f1": "BERTScore F1",
+        "bertscore_f1_rescaled": "BERTScore F1, rescaled",
+        "bertscore_f1": "BERTScore F1, raw",
     }
     for key, name in names.items():
         if key in metrics:
