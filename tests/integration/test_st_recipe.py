@@ -10,6 +10,7 @@ mBART-50.
 """
 
 import csv
+import importlib.util
 import json
 import os
 import re
@@ -38,9 +39,27 @@ pytestmark = pytest.mark.integration
 
 sys.path.insert(0, str(RECIPE))
 from covost2_prepare import (  # noqa: E402
+    COVOST2_X_EN_RESOURCE_GROUPS,
+    COVOST2_X_EN_SOURCES,
     CoVoSTFormatError,
     prepare_covost2,
 )
+
+# CoVoST 2's X->En source languages, as its release names them.
+X_EN_SOURCES = {
+    "fr", "de", "es", "ca", "it", "ru", "zh-CN", "pt", "fa", "et", "mn",
+    "nl", "tr", "ar", "sv-SE", "lv", "sl", "ta", "ja", "id", "cy",
+}  # fmt: skip
+
+
+def load_recipe_train():
+    """The recipe's ``train.py`` as a module (its main block not run)."""
+    spec = importlib.util.spec_from_file_location(
+        "covost2_st_train", RECIPE / "train.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +216,162 @@ def test_bad_rows_name_file_and_line(corpus, tmp_path, mutation, message):
     assert (kept, dropped) == (PER_LANGUAGE - 1, 1)
 
 
+def copy_language(corpus, data, source, target):
+    """Copies the synthetic ``source`` language as locale ``target``."""
+    shutil.copytree(corpus / source, data / target)
+    shutil.copy(
+        corpus / f"covost_v2.{source}_en.tsv",
+        data / f"covost_v2.{target}_en.tsv",
+    )
+
+
+def test_region_locales_zh_cn_and_sv_se(corpus, tmp_path):
+    """``zh-CN`` / ``sv-SE``: folders, TSV names, ids and wav paths."""
+    data = tmp_path / "cv"
+    data.mkdir()
+    copy_language(corpus, data, "fa", "zh-CN")
+    copy_language(corpus, data, "et", "sv-SE")
+    save = tmp_path / "save"
+    report = prepare_covost2(data, save, ["zh-CN", "sv-SE"])
+    assert list(report) == ["zh-CN", "sv-SE"]
+    assert [report[x]["test"]["kept"] for x in report] == [2, 2]
+    rows = read_manifest(save / "test.csv", {"data_root": str(data)})
+    assert sorted(r["lang"] for r in rows.values()) == [
+        "sv-SE",
+        "sv-SE",
+        "zh-CN",
+        "zh-CN",
+    ]
+    for utt_id, row in rows.items():
+        assert utt_id.startswith(f"{row['lang']}-common_voice_")
+        assert Path(row["wav"]).parent == data / row["lang"] / "clips"
+        assert Path(row["wav"]).is_file()
+
+
+def test_missing_language_files_are_named_before_any_work(corpus, tmp_path):
+    save = tmp_path / "save"
+    data = tmp_path / "cv"
+    data.mkdir()
+    for lang in LANGUAGES:
+        copy_language(corpus, data, lang, lang)
+    (data / "et" / "validated.tsv").unlink()
+    with pytest.raises(FileNotFoundError) as error:
+        prepare_covost2(data, save, ["fa", "et", "zh-CN", "sv"])
+    message = str(error.value)
+    assert "3 of 4 languages" in message
+    # Every missing path is named, with CoVoST 2's code for a near miss.
+    for path in (
+        data / "et" / "validated.tsv",
+        data / "zh-CN",
+        data / "covost_v2.zh-CN_en.tsv",
+        data / "sv",
+        data / "covost_v2.sv_en.tsv",
+    ):
+        assert str(path) in message
+    assert "sv (CoVoST 2 names this source 'sv-SE')" in message
+    assert f"fa: {data}" not in message  # present: not listed
+    # Checked before anything is prepared.
+    assert not save.exists()
+
+
+def test_language_without_test_utterances_is_an_error(corpus, tmp_path):
+    """A language whose test rows all drop would vanish from the report."""
+    data = tmp_path / "cv"
+    data.mkdir()
+    copy_language(corpus, data, "fa", "fa")
+    rows = read_tsv(data / "covost_v2.fa_en.tsv")
+    rows = [
+        dict(r, split="dev" if r["split"] == "test" else r["split"])
+        for r in rows
+    ]
+    write_tsv(data / "covost_v2.fa_en.tsv", rows)
+    with pytest.raises(ValueError, match="fa: no test utterance kept"):
+        prepare_covost2(data, tmp_path / "save", ["fa"])
+
+
+def test_x_en_config_has_the_21_covost2_sources(tiny_w2v_bert_dir, tmp_path):
+    """``st_x_en.yaml`` loads and trains on exactly CoVoST 2's X->En set."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    overrides = {
+        "data_folder": str(tmp_path / "cv"),
+        "output_folder": str(tmp_path / "out"),
+        "encoder_source": str(tiny_w2v_bert_dir),
+        "encoder_dim": 32,
+    }
+    text = (RECIPE / "hparams" / "st_x_en.yaml").read_text()
+    hparams = load_hyperpyyaml(text, overrides)
+    languages = hparams["languages"]
+    assert len(languages) == 21 and set(languages) == X_EN_SOURCES
+    assert languages == list(COVOST2_X_EN_SOURCES)
+    assert languages[:4] == ["fr", "de", "es", "ca"]  # CoVoST 2's order
+    # The resource groups split the 21 sources, 4 high, 5 mid, 12 low.
+    groups = COVOST2_X_EN_RESOURCE_GROUPS
+    assert {name: len(x) for name, x in groups.items()} == {
+        "high": 4,
+        "mid": 5,
+        "low": 12,
+    }
+    members = [lang for group in groups.values() for lang in group]
+    assert sorted(members) == sorted(X_EN_SOURCES)
+    assert {"fr", "de", "es", "ca"} == set(groups["high"])
+    assert {"fa", "it", "ru", "pt", "zh-CN"} == set(groups["mid"])
+    # st.yaml with another language list: the same keys, a 21-pair setup.
+    st_keys = load_hyperpyyaml(
+        (RECIPE / "hparams" / "st.yaml").read_text(), overrides
+    ).keys()
+    assert set(hparams.keys()) == set(st_keys)
+
+
+def test_pair_averages_and_resource_groups_in_the_report(tmp_path):
+    from speechbrain_sense.metrics.translation import translation_scores
+
+    train = load_recipe_train()
+    hyps = ["a b c d", "x y z w", "the cat sat", "a dog ran far"]
+    refs = ["a b c d", "x y q w", "the cat sat", "a dog ran away"]
+    langs = ["fr", "fa", "fr", "et"]
+    scores = translation_scores(hyps, refs, langs)
+    averages = train.pair_averages(
+        scores, COVOST2_X_EN_RESOURCE_GROUPS, ["fr", "fa", "et", "cy"]
+    )
+    per_pair = {
+        lang: sacrebleu.corpus_bleu(
+            [h for h, x in zip(hyps, langs) if x == lang],
+            [[r for r, x in zip(refs, langs) if x == lang]],
+        ).score
+        for lang in ("fr", "fa", "et")
+    }
+    assert averages["all_pairs"]["BLEU"] == pytest.approx(
+        sum(per_pair.values()) / 3
+    )
+    # Mean over pairs, not the pooled corpus BLEU of all utterances.
+    assert averages["all_pairs"]["BLEU"] != pytest.approx(scores["all"]["BLEU"])
+    assert averages["all_pairs"]["of"] == 4
+    assert averages["all_pairs"]["missing"] == ["cy"]
+    assert averages["high"] == {
+        "pairs": ["fr"],
+        "of": 4,
+        "BLEU": pytest.approx(per_pair["fr"]),
+        "chrF": pytest.approx(scores["fr"]["chrF"]),
+    }
+    assert averages["mid"]["pairs"] == ["fa"]
+    assert averages["mid"]["BLEU"] == pytest.approx(per_pair["fa"])
+    assert averages["low"]["pairs"] == ["et"] and averages["low"]["of"] == 12
+
+    scores["averages"] = averages
+    ids = [f"u{i}" for i in range(4)]
+    table = train.write_translation_report(
+        tmp_path, "test", ids, langs, refs, hyps, scores
+    )
+    assert f"| all pairs | 3 of 4 | {averages['all_pairs']['BLEU']:.2f} |" in (
+        table
+    )
+    assert f"| mid-resource | 1 of 5 (fa) | {per_pair['fa']:.2f} |" in table
+    assert f"| all (pooled) | 4 | {scores['all']['BLEU']:.2f} |" in table
+    saved = json.loads((tmp_path / "test_bleu.json").read_text())
+    assert saved["averages"]["low"]["pairs"] == ["et"]
+
+
 # ------------------------------------------------------------- the recipe
 def run_recipe(hparams, args, timeout=300, launcher=(sys.executable,)):
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
@@ -244,8 +419,18 @@ def check_bleu_report(out, name):
         assert scores[lang]["count"] == len(subset)
         assert scores[lang]["BLEU"] == pytest.approx(bleu.score, abs=1e-9)
         assert scores[lang]["chrF"] == pytest.approx(chrf.score, abs=1e-9)
+    # The mean over pairs, and per CoVoST 2 group: fa mid, et low.
+    averages = scores["averages"]
+    assert averages["all_pairs"]["BLEU"] == pytest.approx(
+        (scores["fa"]["BLEU"] + scores["et"]["BLEU"]) / 2
+    )
+    assert averages["all_pairs"]["missing"] == []
+    assert averages["mid"]["pairs"] == ["fa"]
+    assert averages["low"]["pairs"] == ["et"]
+    assert averages["high"]["pairs"] == [] and averages["high"]["BLEU"] is None
     table = (out / f"{name}_bleu.md").read_text()
     assert f"| fa | 2 | {scores['fa']['BLEU']:.2f} |" in table
+    assert "| high-resource | 0 of 4 | - | - |" in table
     assert scores["signatures"]["BLEU"] in table
     assert "tok:13a" in scores["signatures"]["BLEU"]
     return rows
@@ -277,6 +462,7 @@ def test_two_epochs_beam_search_and_bleu_report(
     assert all(len(r["hypothesis"].split()) <= 12 for r in rows)
     train_log = (out / "train_log.txt").read_text()
     assert "valid BLEU" in train_log and "test BLEU" in train_log
+    assert "test BLEU_pair_avg" in train_log
     assert "epoch: 2" in train_log
 
     checkpoint = next((out / "save").glob("CKPT+*"))

@@ -14,6 +14,17 @@ requested source language goes into one set of SpeechBrain manifests,
 with ``wav`` = ``$data_root/<src>/clips/<clip>`` (the recipe substitutes
 ``data_folder``) and ``lang`` the source language.
 
+Languages are Common Voice locales, as CoVoST 2 names its files:
+``zh-CN`` and ``sv-SE`` (``<data_folder>/zh-CN/``,
+``covost_v2.zh-CN_en.tsv``), the others two-letter codes;
+``COVOST2_X_EN_SOURCES`` lists the 21 X->En sources and
+``COVOST2_X_EN_RESOURCE_GROUPS`` their high/mid/low-resource groups. Every
+language folder, ``validated.tsv`` and CoVoST TSV is checked before any
+work: a missing one is an error naming each missing path (with the
+CoVoST 2 code when a near miss such as ``zh`` was given), and a language
+left with no training, dev or test utterance is an error too, so no
+requested language is dropped silently.
+
 Kept and dropped counts (with reasons) per language and split are logged
 and written to ``prepare_report.json``. Rows are dropped only for a
 documented reason: the clip is not in the release's ``validated.tsv``
@@ -74,6 +85,19 @@ MANIFEST_COLUMNS = (
 )
 REPORT_FILE = "prepare_report.json"
 
+# CoVoST 2's X->En resource groups, as its paper groups the X->En results
+# (by hours of training speech: high fr/de/es/ca, 100 h and more; mid
+# 10-49 h; low under 10 h). Codes are Common Voice locales.
+COVOST2_X_EN_RESOURCE_GROUPS = {
+    "high": tuple("fr de es ca".split()),
+    "mid": tuple("fa it ru pt zh-CN".split()),
+    "low": tuple("tr ar et mn nl sv-SE lv sl ta ja id cy".split()),
+}
+# The 21 X->En source languages, in the order CoVoST 2 lists them.
+COVOST2_X_EN_SOURCES = tuple(
+    "fr de es ca it ru zh-CN pt fa et mn nl tr ar sv-SE lv sl ta ja id cy".split()
+)
+
 
 class CoVoSTFormatError(ValueError):
     """A TSV row or clip is unusable (the message names file:line)."""
@@ -105,6 +129,80 @@ def tokenizer_path(save_folder, vocab_size, model_type="unigram"):
     )
 
 
+def covost2_locale(lang):
+    """The CoVoST 2 source code a near-miss language name stands for.
+
+    Arguments
+    ---------
+    lang : str
+        A language as given (``zh``, ``sv``, ``zh_CN``, ``zh-cn``...).
+
+    Returns
+    -------
+    str or None
+        The CoVoST 2 X->En source code it differs from only in region or
+        spelling (``zh-CN``, ``sv-SE``), None when there is none or
+        ``lang`` is already one.
+
+    Example
+    -------
+    >>> covost2_locale("zh"), covost2_locale("sv_SE"), covost2_locale("fa")
+    ('zh-CN', 'sv-SE', None)
+    """
+    if lang in COVOST2_X_EN_SOURCES:
+        return None
+    base = lang.replace("_", "-").split("-")[0].lower()
+    for code in COVOST2_X_EN_SOURCES:
+        if code.split("-")[0].lower() == base:
+            return code
+    return None
+
+
+def check_language_files(data_folder, covost_folder, languages):
+    """Raises unless every language's folder and TSVs exist.
+
+    Checked before any work, so that a language missing from a 21-pair
+    preparation stops it at once rather than after the others.
+
+    Arguments
+    ---------
+    data_folder : str or Path
+        Root of the Common Voice release.
+    covost_folder : str or Path
+        Folder of the ``covost_v2.<src>_en.tsv`` files.
+    languages : list of str
+        The source languages.
+
+    Raises
+    ------
+    FileNotFoundError
+        Naming every missing path (``<data_folder>/<src>``, its
+        ``validated.tsv``, ``covost_v2.<src>_en.tsv``), with the CoVoST 2
+        code of a near-miss language name.
+    """
+    data_folder, covost_folder = Path(data_folder), Path(covost_folder)
+    missing = []
+    for lang in languages:
+        lang_dir = data_folder / lang
+        paths = [
+            lang_dir if not lang_dir.is_dir() else lang_dir / "validated.tsv",
+            covost_folder / f"covost_v2.{lang}_en.tsv",
+        ]
+        gone = [str(path) for path in paths if not path.exists()]
+        if gone:
+            hint = covost2_locale(lang)
+            hint = f" (CoVoST 2 names this source {hint!r})" if hint else ""
+            missing.append(f"{lang}{hint}: " + ", ".join(gone))
+    if missing:
+        raise FileNotFoundError(
+            "missing CoVoST 2 / Common Voice files for "
+            f"{len(missing)} of {len(languages)} languages (data_folder "
+            "must be the root of a Common Voice release with "
+            "<src>/validated.tsv, covost_folder hold covost_v2.<src>_en.tsv):"
+            "\n  " + "\n  ".join(missing)
+        )
+
+
 def prepare_covost2(
     data_folder,
     save_folder,
@@ -128,7 +226,8 @@ def prepare_covost2(
         Where the manifests, the report and the tokenizer go.
     languages : list of str
         CoVoST 2 source languages (Common Voice locales), e.g.
-        ``["fa", "et"]``.
+        ``["fa", "et"]``, or all of ``COVOST2_X_EN_SOURCES`` (``zh-CN``
+        and ``sv-SE`` with their region).
     covost_folder : str, optional
         Folder of the ``covost_v2.<src>_en.tsv`` files (``data_folder``
         by default).
@@ -187,6 +286,12 @@ def prepare_covost2(
         logger.info(f"CoVoST 2 manifests in {save_folder} are up to date")
         return json.loads((save_folder / REPORT_FILE).read_text())
 
+    check_language_files(data_folder, covost_folder, languages)
+    others = [lang for lang in languages if lang not in COVOST2_X_EN_SOURCES]
+    if others:
+        logger.warning(
+            f"{others}: not CoVoST 2 X->En sources {list(COVOST2_X_EN_SOURCES)}"
+        )
     save_folder.mkdir(parents=True, exist_ok=True)
     report = {}
     rows = {split: [] for split in SPLITS}
@@ -211,12 +316,15 @@ def prepare_covost2(
                 for split in SPLITS
             )
         )
-        if report[lang]["train"]["kept"] == 0:
-            raise ValueError(
-                f"{lang}: no training utterance kept (report: "
-                f"{report[lang]['train']}); check data_folder, "
-                "covost_folder and the duration filters"
-            )
+        for split in SPLITS:
+            # A language without test (or dev) utterances would vanish
+            # from the per-pair BLEU report: an error, not a silent drop.
+            if report[lang][split]["kept"] == 0:
+                raise ValueError(
+                    f"{lang}: no {split} utterance kept (report: "
+                    f"{report[lang][split]}); check data_folder, "
+                    "covost_folder and the duration filters"
+                )
 
     for split in SPLITS:
         write_manifest(

@@ -9,9 +9,12 @@ a Transformer trained from scratch on a SentencePiece English vocabulary
 Training minimises the label-smoothed NLL of the reference translation
 under teacher forcing; dev is beam-searched every ``valid_search_interval``
 epochs and test with the checkpoint of best dev token accuracy. BLEU and
-chrF (sacreBLEU, corpus level) per source language go to
+chrF (sacreBLEU, corpus level) per source language, pooled over all
+utterances, and averaged over the language pairs (all of them, and per
+CoVoST 2 resource group: high, mid, low) go to
 ``<output_folder>/{dev,test}_bleu.{json,md}`` with their sacreBLEU
 signatures, the hypotheses to ``{dev,test}_translations.tsv``.
+``st_x_en.yaml`` trains on all 21 CoVoST 2 X->En pairs.
 
 To run this recipe, do the following:
 > python train.py hparams/st.yaml --data_folder=/path/to/cv4 \
@@ -34,6 +37,7 @@ from pathlib import Path
 
 import speechbrain as sb
 import torch
+from covost2_prepare import COVOST2_X_EN_RESOURCE_GROUPS, prepare_covost2
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process, run_on_main
@@ -151,6 +155,7 @@ class STBrain(sb.Brain):
             scores = self._translation_scores(name)
             stats["BLEU"] = scores["all"]["BLEU"]
             stats["chrF"] = scores["all"]["chrF"]
+            stats["BLEU_pair_avg"] = scores["averages"]["all_pairs"]["BLEU"]
         if stage == sb.Stage.VALID:
             lr = self.optimizers_dict["model_optimizer"].param_groups[0]["lr"]
             self.hparams.train_logger.log_stats(
@@ -198,6 +203,9 @@ class STBrain(sb.Brain):
         references = [rows[i][1] for i in ids]
         hypotheses = [rows[i][2] for i in ids]
         scores = translation_scores(hypotheses, references, languages)
+        scores["averages"] = pair_averages(
+            scores, COVOST2_X_EN_RESOURCE_GROUPS, self.hparams.languages
+        )
         if if_main_process():
             write_translation_report(
                 self.hparams.output_folder,
@@ -209,6 +217,51 @@ class STBrain(sb.Brain):
                 scores,
             )
         return scores
+
+
+def pair_averages(scores, groups, languages):
+    """BLEU and chrF averaged over language pairs: all, and per group.
+
+    The mean of the per-pair corpus scores, each pair weighing the same
+    (the "average" of multilingual ST papers), unlike the ``all`` row of
+    ``translation_scores``, a corpus score over the pooled utterances.
+
+    Arguments
+    ---------
+    scores : dict
+        Output of ``translation_scores`` (``"all"``, ``"signatures"`` and
+        one row per source language).
+    groups : dict
+        Group name -> its source languages
+        (``COVOST2_X_EN_RESOURCE_GROUPS``).
+    languages : list of str
+        The source languages trained on (``hparams.languages``): one
+        without a scored utterance is listed as missing, and logged.
+
+    Returns
+    -------
+    dict
+        ``"all_pairs"`` and one entry per group, each ``{"pairs": the
+        scored languages, "of": how many there are (trained on, or in the
+        group), "BLEU", "chrF"}`` (``None`` scores for a group with no
+        scored pair); ``"all_pairs"`` also has ``"missing"``.
+    """
+    pairs = [lang for lang in scores if lang not in ("all", "signatures")]
+    missing = [lang for lang in languages if lang not in pairs]
+    if missing:
+        logger.warning(f"no scored utterance for {missing}: not averaged")
+    subsets = {"all_pairs": (pairs, len(languages))}
+    for group, members in groups.items():
+        subsets[group] = ([x for x in members if x in pairs], len(members))
+    averages = {}
+    for name, (subset, size) in subsets.items():
+        row = {"pairs": subset, "of": size, "BLEU": None, "chrF": None}
+        for metric in ("BLEU", "chrF") if subset else ():
+            values = [scores[lang][metric] for lang in subset]
+            row[metric] = sum(values) / len(values)
+        averages[name] = row
+    averages["all_pairs"]["missing"] = missing
+    return averages
 
 
 def write_translation_report(
@@ -230,12 +283,13 @@ def write_translation_report(
     ids, languages, references, hypotheses : list of str
         One entry per utterance.
     scores : dict
-        Output of ``translation_scores``.
+        Output of ``translation_scores``, with ``"averages"`` from
+        ``pair_averages``.
 
     Returns
     -------
     str
-        The markdown table.
+        The markdown tables.
     """
     out = Path(output_folder)
     with open(
@@ -251,12 +305,30 @@ def write_translation_report(
         "|---|---|---|---|",
     ]
     for lang, row in scores.items():
-        if lang == "signatures":
+        if lang in ("signatures", "averages"):
             continue
+        label = "all (pooled)" if lang == "all" else lang
         lines.append(
-            f"| {lang} | {row['count']} | {row['BLEU']:.2f} | "
+            f"| {label} | {row['count']} | {row['BLEU']:.2f} | "
             f"{row['chrF']:.2f} |"
         )
+    lines += [
+        "",
+        "Mean over language pairs (CoVoST 2 resource groups):",
+        "",
+        "| pairs | scored | BLEU | chrF |",
+        "|---|---|---|---|",
+    ]
+    for group, row in scores["averages"].items():
+        label = "all pairs" if group == "all_pairs" else f"{group}-resource"
+        scored = f"{len(row['pairs'])} of {row['of']}"
+        if row["pairs"] and group != "all_pairs":
+            scored += f" ({', '.join(row['pairs'])})"
+        values = [
+            "-" if row[metric] is None else f"{row[metric]:.2f}"
+            for metric in ("BLEU", "chrF")
+        ]
+        lines.append(f"| {label} | {scored} | {values[0]} | {values[1]} |")
     lines += [
         "",
         f"BLEU signature: `{scores['signatures']['BLEU']}`",
@@ -356,8 +428,6 @@ if __name__ == "__main__":
             args=[hparams["data_folder"], make_synthetic_covost],
             kwargs=hparams["synthetic_corpus"],
         )
-
-    from covost2_prepare import prepare_covost2  # noqa: E402
 
     # The target vocabulary is trained here for a decoder from scratch; a
     # pretrained decoder (st_mbart.yaml) brings its tokenizer.
