@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from speechbrain_sense.teachers import TEACHER_LANGUAGES
+from speechbrain_sense.teachers import TEACHER_BUILDERS, TEACHER_LANGUAGES
 
 UPSTREAM_FILES = ("wav2vec2.ckpt", "model.ckpt")
 
@@ -275,7 +275,8 @@ def read_training_hparams(path):
         ``encoder_source``, ``encoder_cache``, ``output_norm``,
         ``projection`` (or, for a run from before that key,
         ``legacy_projection``: the structure of a projection if the
-        weights have one), ``teacher`` (a description), ``teacher_dim``,
+        weights have one), ``teacher`` (a description), ``teacher_spec``
+        (see :func:`teacher_spec`), ``teacher_dim``,
         ``languages``, ``data_folder`` (absent when not found).
     """
     from ruamel.yaml import YAML
@@ -315,6 +316,9 @@ def read_training_hparams(path):
         if isinstance(teacher, Mapping) and teacher.get("source"):
             source = teacher["source"]
         facts["teacher"] = f"{name} ({source})" if source else name
+        spec = teacher_spec(teacher)
+        if spec is not None:
+            facts["teacher_spec"] = spec
     for key in ("teacher_dim", "data_folder"):
         if data.get(key) is not None:
             facts[key] = data[key]
@@ -332,6 +336,45 @@ def read_training_hparams(path):
             lang for lang in facts["languages"] if lang in covered
         ]
     return facts
+
+
+def teacher_spec(node):
+    """How to rebuild a recipe's teacher, from its resolved yaml node.
+
+    Arguments
+    ---------
+    node : object
+        The ``teacher`` value of a resolved ``hyperparams.yaml``, parsed
+        by ruamel (a tagged mapping such as ``!apply:speechbrain_sense.
+        teachers.teacher_from_source {source: ..., pooling: cls}``).
+
+    Returns
+    -------
+    dict or None
+        ``{"builder": name, "arguments": {...}}`` for
+        :func:`speechbrain_sense.teachers.teacher_from_spec`, without the
+        machine's ``cache_dir``; ``None`` when the node is not a call of
+        one of :data:`speechbrain_sense.teachers.TEACHER_BUILDERS` with
+        plain keyword arguments.
+    """
+    tag = getattr(getattr(node, "tag", None), "value", None) or ""
+    builder = tag.split(":", 1)[-1].rsplit(".", 1)[-1]
+    if builder not in TEACHER_BUILDERS or not isinstance(node, Mapping):
+        return None
+    arguments = {}
+    for key, value in node.items():
+        if key == "cache_dir":
+            continue
+        # ruamel's scalar subclasses become plain JSON values.
+        for kind in (bool, int, float, str):
+            if isinstance(value, kind):
+                arguments[str(key)] = kind(value)
+                break
+        else:
+            if value is not None:
+                return None
+            arguments[str(key)] = None
+    return {"builder": builder, "arguments": arguments}
 
 
 def recipe_folder(ckpt_folder):

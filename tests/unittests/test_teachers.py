@@ -441,3 +441,43 @@ def test_callable_encode_empty_list():
     teacher = CallableSentenceEncoder(_lengths, name="len-v1")
     teacher.encode(["abc"])
     assert teacher.encode([]).shape == (0, 3)
+
+
+def test_teacher_spec_round_trips_a_recipe_yaml_node(tiny_xlmr_dir, tmp_path):
+    from ruamel.yaml import YAML
+
+    from speechbrain_sense.checkpoint import teacher_spec
+    from speechbrain_sense.teachers import teacher_from_spec
+
+    node = YAML(typ="rt").load(
+        "teacher: !apply:speechbrain_sense.teachers.teacher_from_source\n"
+        f"    source: {tiny_xlmr_dir}\n"
+        "    pooling: mean\n"
+        "    max_length: 7\n"
+        "    normalize: True\n"
+        f"    cache_dir: {tmp_path}\n"
+    )["teacher"]
+    spec = teacher_spec(node)
+    # The machine's cache folder is not part of it; values are plain JSON.
+    assert spec == {
+        "builder": "teacher_from_source",
+        "arguments": {
+            "source": str(tiny_xlmr_dir),
+            "pooling": "mean",
+            "max_length": 7,
+            "normalize": True,
+        },
+    }
+    assert [type(v) for v in spec["arguments"].values()] == [
+        str,
+        str,
+        int,
+        bool,
+    ]
+    teacher = teacher_from_spec(spec)
+    assert (teacher.pooling, teacher.max_length) == ("mean", 7)
+    # A function outside the allowed builders is never called.
+    with pytest.raises(ValueError, match="is not one of"):
+        teacher_from_spec({"builder": "os.system", "arguments": {}})
+    unknown = YAML(typ="rt").load("t: !apply:os.system [ls]\n")["t"]
+    assert teacher_spec(unknown) is None

@@ -37,7 +37,12 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.inference import SenseEncoder
-from speechbrain_sense.retrieval import multilingual_retrieval
+from speechbrain_sense.retrieval import multilingual_retrieval, zero_shot_split
+from speechbrain_sense.teachers import (
+    model_teacher,
+    model_training_facts,
+    teacher_from_source,
+)
 
 logger = get_logger(__name__)
 
@@ -80,7 +85,32 @@ def ensure_synthetic_corpus(
     )
 
 
-def embed(rows, hparams, run_opts):
+def load_teacher(model_dir, teacher_source, cache_dir):
+    """The model's own teacher (``"model"``) or the one named.
+
+    Arguments
+    ---------
+    model_dir : str
+        The exported model (folder or hub id).
+    teacher_source : str
+        ``"model"``, or a :func:`teacher_from_source` source.
+    cache_dir : str
+        HuggingFace cache directory for the teacher.
+
+    Returns
+    -------
+    torch.nn.Module
+        The teacher.
+    """
+    if teacher_source == "model":
+        teacher = model_teacher(model_dir, cache_dir=cache_dir)
+    else:
+        teacher = teacher_from_source(teacher_source, cache_dir=cache_dir)
+    logger.info(f"teacher: {getattr(teacher, 'name', teacher_source)}")
+    return teacher
+
+
+def embed(rows, hparams, run_opts, teacher):
     """Speech embeddings of every row and teacher embeddings of the texts."""
     encoder = SenseEncoder.from_hparams(
         source=str(hparams["model_dir"]),
@@ -98,7 +128,7 @@ def embed(rows, hparams, run_opts):
         ),
     )
     texts = sorted({row["text"] for row in rows})
-    teacher_embeddings = hparams["teacher"].encode(
+    teacher_embeddings = teacher.encode(
         texts,
         batch_size=hparams["teacher_batch_size"],
         device=str(encoder.device),
@@ -113,30 +143,89 @@ def embed(rows, hparams, run_opts):
 
 
 def results_table(results, notes):
-    """Markdown tables of every direction (percentages)."""
+    """Markdown tables of every direction (percentages).
+
+    With the model's training languages known (``results["zero_shot"]``),
+    each row says whether its language (both, for a pair) was seen in
+    training, and the seen and zero-shot means follow the overall one.
+    Speech -> speech ends with the xSIM error per language pair.
+    """
     lines = []
+    groups = results.get("zero_shot") or {}
     for direction, title in DIRECTIONS.items():
         table = results.get(direction)
         lines += [f"## {title}", ""]
         if not table:
             lines += [f"Skipped: {notes.get(direction, 'no data')}.", ""]
             continue
+        split = groups.get(direction)
         ks = [key for key in next(iter(table.values())) if key[:2] == "R@"]
         lines += [
             "| | queries | candidates | "
             + " | ".join(ks)
-            + " | xSIM error | chance R@1 |",
-            "|---|---|---|" + "---|" * (len(ks) + 2),
+            + " | xSIM error | chance R@1 | seen in training |",
+            "|---|---|---|" + "---|" * (len(ks) + 3),
         ]
-        for name, row in table.items():
+        rows = dict(table)
+        if split:
+            rows.update(
+                {k: v for k, v in split.items() if k.startswith("mean (")}
+            )
+        for name, row in rows.items():
+            if split is None or name.startswith("mean"):
+                seen = ""
+            else:
+                seen = "yes" if name in split["seen"] else "**no**"
             lines.append(
                 f"| {name} | {row['count']} | {row['candidates']} | "
                 + " | ".join(f"{100 * row[k]:.1f}" for k in ks)
                 + f" | {100 * row['xsim']:.1f} | "
-                f"{100 * row['chance@1']:.1f} |"
+                f"{100 * row['chance@1']:.1f} | {seen} |"
             )
         lines.append("")
+        if direction == "speech_to_speech":
+            lines += pair_matrix_lines(table, "xsim", "xSIM error (%)")
     return "\n".join(lines)
+
+
+def pair_matrix_lines(pairs, key, title):
+    """A query-language x target-language markdown matrix of one metric.
+
+    Arguments
+    ---------
+    pairs : dict
+        ``{"A->B": metrics}`` (the ``"mean"`` entries are ignored).
+    key : str
+        The metric, e.g. ``"xsim"`` (a fraction, shown in percent).
+    title : str
+        The heading above the matrix.
+
+    Returns
+    -------
+    list of str
+        Markdown lines; a pair without data is ``-``.
+    """
+    names = [name for name in pairs if "->" in name]
+    languages = sorted({lang for name in names for lang in name.split("->")})
+    lines = [
+        f"### Speech -> speech {title}, query (rows) -> target (columns)",
+        "",
+        "| query / target | " + " | ".join(languages) + " |",
+        "|---|" + "---|" * len(languages),
+    ]
+    for source in languages:
+        cells = []
+        for target in languages:
+            row = pairs.get(f"{source}->{target}")
+            if target == source:
+                cells.append("")
+            elif row is None:
+                cells.append("-")
+            else:
+                cells.append(f"{100 * row[key]:.1f}")
+        lines.append(f"| {source} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
 
 
 def _text_colour(image, value):
@@ -257,7 +346,12 @@ if __name__ == "__main__":
         )
     rows = read_manifest(csv_file, data_root=hparams["data_folder"])
 
-    speech, text_keys, device = embed(rows, hparams, run_opts)
+    teacher = load_teacher(
+        hparams["model_dir"],
+        hparams["teacher_source"],
+        hparams["teacher_cache_dir"],
+    )
+    speech, text_keys, device = embed(rows, hparams, run_opts, teacher)
     pair_ids = [row["pair_id"] for row in rows]
     notes = {}
     if not any(pair_ids):
@@ -279,6 +373,23 @@ if __name__ == "__main__":
     )
     if any(pair_ids) and results["speech_to_speech"] is None:
         notes["speech_to_speech"] = "no pair_id is shared by two languages"
+    # Seen against zero-shot languages, when the model says what it was
+    # trained on (its training.json).
+    training = model_training_facts(hparams["model_dir"]) or {}
+    if training.get("languages"):
+        results["zero_shot"] = {
+            "training_languages": training["languages"],
+            **{
+                direction: zero_shot_split(table, training["languages"])
+                for direction, table in results.items()
+                if direction in DIRECTIONS and table
+            },
+        }
+    else:
+        notes["zero_shot"] = (
+            "the model does not name its training languages (no "
+            "training.json languages): seen and zero-shot are not told apart"
+        )
     info = {
         "model_dir": str(hparams["model_dir"]),
         "data": str(csv_file),
