@@ -78,6 +78,7 @@ def audio_feature_pipeline(
     cache_dir=None,
     cache_in_memory=False,
     tolerate_load_errors=False,
+    features_class=None,
 ):
     """Dynamic item ``wav -> (features, num_frames)`` for the workers.
 
@@ -97,6 +98,11 @@ def audio_feature_pipeline(
         A clip that fails to decode, or is too short for one frame, gives
         ``features=None`` and its error message as ``load_error`` instead
         of raising in the worker; collate with :class:`LoadTolerantBatch`.
+    features_class : type, optional
+        What computes an utterance's encoder input from its waveform,
+        built as ``features_class(encoder_source, cache_dir=...,
+        sample_rate=...)``: :class:`W2VBertFeatures` (default), or
+        :class:`speechbrain_sense.xls_r.XLSRFeatures` (samples, ``[T, 1]``).
 
     Returns
     -------
@@ -105,7 +111,8 @@ def audio_feature_pipeline(
         ``features`` (``[frames, 160]``), ``num_frames`` and
         ``load_error`` (``None``, or why the clip failed).
     """
-    features = W2VBertFeatures(
+    features_class = features_class or W2VBertFeatures
+    features = features_class(
         encoder_source, cache_dir=cache_dir, sample_rate=sample_rate
     )
     memory_cache = {} if cache_in_memory else None
@@ -113,7 +120,7 @@ def audio_feature_pipeline(
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("features", "num_frames", LOAD_ERROR_KEY)
     def audio_pipeline(wav):
-        """Compute the w2v-BERT features of one audio file.
+        """Compute the encoder input of one audio file.
 
         Arguments
         ---------
@@ -123,9 +130,10 @@ def audio_feature_pipeline(
         Yields
         ------
         features : torch.Tensor
-            Feature matrix, [frames, 160].
+            Feature matrix, [frames, 160] (w2v-BERT) or [samples, 1]
+            (XLS-R).
         num_frames : int
-            Number of feature frames.
+            Its length (frames, or samples).
         load_error : str or None
             Why the clip could not be used (``tolerate_load_errors``).
         """

@@ -316,6 +316,13 @@ def encoder_configs(encoder_source, cache_dir=None):
             f"{encoder_source!r} (give --encoder-source: a local directory "
             f"or a cached hub id): {error}"
         ) from error
+    if config.model_type != "wav2vec2-bert":
+        # The model folder's hyperparams.yaml builds a w2v-BERT encoder.
+        raise ValueError(
+            f"{encoder_source} is a {config.model_type} model: the export "
+            "writes w2v-BERT 2.0 students only (exporting the XLS-R student "
+            "of samu_xlsr.yaml is not supported yet)"
+        )
     return config, extractor
 
 

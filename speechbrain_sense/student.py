@@ -17,7 +17,8 @@ class SenseStudent(nn.Module):
     ---------
     encoder : nn.Module
         A frame encoder with ``forward_features(features, frame_counts)``
-        returning ``[B, T, D]`` (e.g. ``SenseW2VBert``).
+        returning ``[B, T', D]`` (``SenseW2VBert``; or ``SenseXLSR``, whose
+        ``output_frame_counts`` maps input samples to frames).
     head : nn.Module
         ``SenseEmbeddingHead`` mapping frames and counts to ``[B, D']``.
 
@@ -46,14 +47,18 @@ class SenseStudent(nn.Module):
         features : torch.Tensor
             ``[B, T, F]`` padded input features.
         frame_counts : torch.Tensor
-            ``[B]`` real frames per utterance.
+            ``[B]`` real input frames (samples, for XLS-R) per utterance.
 
         Returns
         -------
         torch.Tensor
             ``[B, D']`` float32 embeddings.
         """
-        # [B, T, F] -> [B, T, D]
+        # [B, T, F] -> [B, T', D]
         frames = self.encoder.forward_features(features, frame_counts)
-        # [B, T, D] -> [B, D']
+        if hasattr(self.encoder, "output_frame_counts"):
+            # XLS-R subsamples its input samples (320 per frame); w2v-BERT's
+            # features are already frames.
+            frame_counts = self.encoder.output_frame_counts(frame_counts)
+        # [B, T', D] -> [B, D']
         return self.head(frames, frame_counts)

@@ -9,6 +9,8 @@ to a directory and load them through exactly the code path a user's
 * :func:`save_tiny_w2v_bert`: a ``Wav2Vec2BertModel`` (the w2v-BERT 2.0
   Conformer) plus its ``SeamlessM4TFeatureExtractor`` config, so that
   SpeechBrain's ``W2VBert`` and ``AutoFeatureExtractor`` load it;
+* :func:`save_tiny_xls_r`: a ``Wav2Vec2Model`` with XLS-R's settings and
+  its ``Wav2Vec2FeatureExtractor`` (the SAMU-XLSR baseline's student);
 * :func:`save_tiny_xlm_roberta`: an ``XLMRobertaModel`` (BGE-M3's
   architecture) with a real unigram tokenizer trained by SentencePiece on the
   package's multilingual sentence lists.
@@ -114,6 +116,88 @@ def save_tiny_w2v_bert(
         sampling_rate=16000,
         stride=2,
         padding_value=1.0,
+    ).save_pretrained(out_dir)
+    return out_dir
+
+
+def save_tiny_xls_r(
+    out_dir,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=64,
+    conv_dim=16,
+    seed=0,
+):
+    """Writes a tiny random XLS-R (wav2vec 2.0) model and its extractor.
+
+    The architecture of ``facebook/wav2vec2-xls-r-300m``: the standard
+    7-layer convolutional encoder with layer norm (320-sample hop),
+    pre-norm ("stable layer norm") Transformer layers and a grouped
+    convolutional position embedding, only narrower and shallower.
+
+    Arguments
+    ---------
+    out_dir : str or Path
+        Directory to write ``config.json``, the weights and
+        ``preprocessor_config.json`` into (created if missing).
+    hidden_size : int
+        Model width (1024 in XLS-R 300M).
+    num_layers : int
+        Transformer layers (24 in XLS-R 300M).
+    num_heads : int
+        Attention heads (16 in XLS-R 300M).
+    intermediate_size : int
+        Feed-forward width (4096 in XLS-R 300M).
+    conv_dim : int
+        Channels of every convolutional layer (512 in XLS-R).
+    seed : int
+        Seed of the random initialisation.
+
+    Returns
+    -------
+    Path
+        ``out_dir``, ready for ``from_pretrained``.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from transformers import Wav2Vec2Model
+    >>> d = save_tiny_xls_r(tempfile.mkdtemp())
+    >>> Wav2Vec2Model.from_pretrained(d).config.feat_extract_norm
+    'layer'
+    """
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2Model,
+    )
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = Wav2Vec2Config(
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        conv_dim=(conv_dim,) * 7,
+        # XLS-R's settings (the defaults are wav2vec2-base's).
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        conv_bias=True,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        layerdrop=0.0,
+        mask_time_prob=0.05,
+    )
+    torch.manual_seed(seed)
+    save_model_files(Wav2Vec2Model(config), out_dir)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=True,
     ).save_pretrained(out_dir)
     return out_dir
 

@@ -34,6 +34,19 @@ def _tiny_w2v_bert(out):
     save_tiny_w2v_bert(out)
 
 
+def _tiny_xls_r(out):
+    """Writes a tiny XLS-R (wav2vec 2.0, 32-d).
+
+    Arguments
+    ---------
+    out : pathlib.Path
+        The model directory.
+    """
+    from speechbrain_sense.testing.tiny_models import save_tiny_xls_r
+
+    save_tiny_xls_r(out)
+
+
 def _tiny_xlmr(out):
     """Writes a tiny XLM-RoBERTa text encoder (32-d).
 
@@ -117,6 +130,7 @@ def _backpack_micro(out):
 FIXTURES = {
     "tiny_w2v_bert": _tiny_w2v_bert,
     "tiny_xlmr": _tiny_xlmr,
+    "tiny_xls_r": _tiny_xls_r,
     "tiny_bart": _tiny_text_model("tiny_bart"),
     "tiny_mbart50": _tiny_text_model("tiny_mbart50"),
     "tiny_bert": _tiny_text_model("tiny_bert"),

@@ -160,3 +160,150 @@ def test_authors_config_holds_the_authors_settings(
     for newbob in (head_newbob, encoder_newbob):
         assert newbob.improvement_threshold == 0.0025
     assert h["annealing_metric"] == "loss"
+
+
+@pytest.fixture(scope="module")
+def tiny_xls_r_dir(tmp_path_factory):
+    from speechbrain_sense.testing.tiny_models import save_tiny_xls_r
+
+    return save_tiny_xls_r(tmp_path_factory.mktemp("xls_r"))
+
+
+@pytest.fixture(scope="module")
+def tiny_labse_dir(tmp_path_factory):
+    from speechbrain_sense.testing.tiny_text_models import save_tiny_bert
+
+    return save_tiny_bert(tmp_path_factory.mktemp("bert"))
+
+
+def test_samu_xlsr_config_is_xls_r_labse_and_linear_tanh(
+    tmp_path, tiny_xls_r_dir, tiny_labse_dir
+):
+    from speechbrain_sense.xls_r import SenseXLSR, XLSRFeatures
+
+    brain, h = build("samu_xlsr.yaml", tmp_path, tiny_xls_r_dir, tiny_labse_dir)
+    student = brain.modules.student
+    assert isinstance(student.encoder, SenseXLSR)
+    assert h["encoder_features"] is XLSRFeatures
+    assert student.head.projection_type == "linear_tanh"
+    assert h["teacher"].pooling == "pooler"  # LaBSE's sentence embedding
+    assert list(h["languages"]) == AUTHORS_LOCALES
+    # The convolutional feature encoder is fixed, the rest trains.
+    conv = student.encoder.model.feature_extractor
+    assert not any(p.requires_grad for p in conv.parameters())
+    assert all(
+        p.requires_grad for p in student.encoder.model.encoder.parameters()
+    )
+
+    featurize = XLSRFeatures(tiny_xls_r_dir)
+    generator = torch.Generator().manual_seed(0)
+    waves = [0.1 * torch.randn(n, generator=generator) for n in (9000, 16000)]
+    inputs = [featurize(w) for w in waves]
+    counts = torch.tensor([len(x) for x in inputs])
+    padded = torch.nn.utils.rnn.pad_sequence(inputs, batch_first=True)
+    student.eval()
+    with torch.no_grad():
+        batched = student(padded, counts)
+        alone = torch.cat(
+            [student(x[None], c[None]) for x, c in zip(inputs, counts)]
+        )
+    # Padding is invisible: the short clip embeds as it does alone.
+    torch.testing.assert_close(batched, alone, atol=1e-5, rtol=0)
+
+    brain.on_fit_start()
+    student.train()
+    before = [p.detach().clone() for p in student.parameters()]
+    batch = xls_r_batch(inputs, h["teacher_dim"])
+    for _ in range(2):
+        assert torch.isfinite(brain.fit_batch(batch))
+    moved = [
+        not torch.equal(b, p.detach())
+        for b, p in zip(before, student.parameters())
+        if p.requires_grad
+    ]
+    assert moved and all(moved)
+
+
+def xls_r_batch(inputs, teacher_dim):
+    from speechbrain.dataio.batch import PaddedBatch
+
+    generator = torch.Generator().manual_seed(1)
+    return PaddedBatch(
+        [
+            {
+                "id": f"utt{i}",
+                "features": x,
+                "num_frames": len(x),
+                "teacher_embedding": torch.nn.functional.normalize(
+                    torch.randn(teacher_dim, generator=generator), dim=0
+                ),
+                "sentence": f"sentence {i}",
+                "lang": "en",
+            }
+            for i, x in enumerate(inputs)
+        ]
+    )
+
+
+def test_samu_xlsr_recipe_trains_from_the_manifests(
+    tmp_path, tiny_xls_r_dir, tiny_labse_dir
+):
+    """The whole recipe: XLS-R input computed in the workers' pipeline."""
+    import os
+    import subprocess
+
+    from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
+
+    corpus = tmp_path / "cv"
+    make_synthetic_cv(corpus, ["en", "fr"], per_language=8, seed=4)
+    out = tmp_path / "exp"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "hparams/samu_xlsr.yaml",
+            f"--data_folder={corpus}",
+            f"--output_folder={out}",
+            "--languages=[en, fr]",
+            f"--encoder_source={tiny_xls_r_dir}",
+            "--encoder_dim=32",
+            f"--teacher_source={tiny_labse_dir}",
+            "--teacher_dim=32",
+            "--number_of_epochs=1",
+            "--num_workers=0",
+            "--max_batch_seconds=20",
+            "--min_duration=0",
+            "--common_voice_release=null",
+            "--precision=fp32",
+        ],
+        cwd=RECIPE,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    import json
+
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    assert set(metrics) >= {"en", "fr", "mean"}
+    (checkpoint,) = (out / "save").glob("CKPT+*")
+    state = torch.load(checkpoint / "student.ckpt")
+    assert "head.projection.0.weight" in state
+    assert any(k.startswith("encoder.model.feature_extractor") for k in state)
+
+
+def test_an_xls_r_student_is_not_exported_as_a_w2v_bert_one(
+    tmp_path, tiny_xls_r_dir
+):
+    from speechbrain_sense.export import export_student
+    from speechbrain_sense.pooling import SenseEmbeddingHead
+    from speechbrain_sense.student import SenseStudent
+    from speechbrain_sense.xls_r import SenseXLSR
+
+    source = str(tiny_xls_r_dir)
+    student = SenseStudent(
+        SenseXLSR(source, save_path=source), SenseEmbeddingHead(32, 16)
+    )
+    with pytest.raises(ValueError, match="wav2vec2 model: the export"):
+        export_student(student.state_dict(), source, tmp_path / "m")

@@ -348,6 +348,7 @@ def dataio_prepare(hparams, teacher_cache, splits=("train", "dev", "test")):
         cache_dir=hparams["pretrained_cache"],
         cache_in_memory=hparams["cache_features_in_memory"],
         tolerate_load_errors=True,
+        features_class=hparams["encoder_features"],
     )
 
     @sb.utils.data_pipeline.takes("sentence")
@@ -562,6 +563,14 @@ if __name__ == "__main__":
         raise ValueError(
             "annealing_metric must be retrieval (1 - dev R@1) or loss, not "
             f"{hparams['annealing_metric']!r}"
+        )
+    if (
+        hparams["data_format"] == "shards"
+        and hparams["encoder_features"] is not W2VBertFeatures
+    ):
+        raise ValueError(
+            "data_format: shards stores w2v-BERT features; train an encoder "
+            "with other input (encoder_features) from the manifests"
         )
     if hparams["data_format"] not in ("manifests", "shards"):
         raise ValueError(
