@@ -213,6 +213,7 @@ def test_sensia_recipes(pretrained, data_folder, tmp_path, hparams):
         assert 0 <= test["retrieval"][view]["src2tgt"]["R@1"] <= 1
     analysis = results["analysis"]
     assert -1 <= analysis["local_topology"]["rho"] <= 1
+    assert -1 <= analysis["sense_similarity_correlation"]["rho"] <= 1
     assert analysis["global_structure"]["heldout_pairs"] > 0
     assert 0 < analysis["sense_entropy"] <= analysis["max_entropy"]
     assert {"delta_top1", "delta_uniform"} <= set(analysis["ablation"])

@@ -4,9 +4,10 @@
 > python summarize.py results/sensia/1234 results/dense/1234 ...
 
 Prints the comparison table of the README (R@1 both directions with each
-run's headline view, target-language perplexity, sense entropy, local
-topology rho, Procrustes cosine on anchors and held out, sense-mixture
-ablations) and a second table with R@1 of every sentence view.
+run's headline view, target-language perplexity, sense entropy, the
+paper's local topology rho, our sense-similarity correlation, Procrustes
+cosine on anchors and held out, sense-mixture ablations) and a second table
+with R@1 of every sentence view.
 
 Authors
  * speechbrain-sense developers 2026
@@ -30,9 +31,10 @@ def main_table(runs):
     """Headline metrics, one row per run."""
     lines = [
         "| run | init | train pairs | steps | R@1 en→fr | R@1 fr→en "
-        "| view | fr ppl | sense entropy | ρ | Procrustes cos (anchors / "
-        "held-out) | ΔCE top-1 / uniform |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| view | fr ppl | sense entropy | local topology ρ "
+        "| sense-sim. corr. (ours) | Procrustes cos (anchors / held-out) "
+        "| ΔCE top-1 / uniform |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         test = run["test"]
@@ -40,6 +42,7 @@ def main_table(runs):
         recall = test["retrieval"][view]
         analysis = run.get("analysis") or {}
         topology = analysis.get("local_topology", {})
+        correlation = analysis.get("sense_similarity_correlation", {})
         structure = analysis.get("global_structure", {})
         ablation = analysis.get("ablation", {})
         init = "English" if run["init_from_pretrained"] else "random"
@@ -51,6 +54,7 @@ def main_table(runs):
             f"| {test['ppl']:.1f} "
             f"| {analysis.get('sense_entropy', float('nan')):.2f} "
             f"| {topology.get('rho', float('nan')):.3f} "
+            f"| {correlation.get('rho', float('nan')):.3f} "
             f"| {structure.get('train_cosine', float('nan')):.3f} / "
             f"{structure.get('heldout_cosine', float('nan')):.3f} "
             f"| {ablation.get('delta_top1', float('nan')):+.3f} / "

@@ -19,6 +19,8 @@ from speechbrain_sense.backpack.analysis import (
     orthogonal_procrustes,
     procrustes_cosine,
     sense_mixture_ablation,
+    sense_similarity,
+    sense_similarity_correlation,
     sentence_batches,
     spearman_rho,
     word_senses,
@@ -81,33 +83,113 @@ def _unit(degrees):
     return torch.stack([rad.cos(), rad.sin()], dim=-1)
 
 
-def test_local_topology_constructed_value():
-    # Senses at 0, 30, 90 degrees: pair similarities (01, 02, 12) are
-    # (.87, 0, .5) -> ranks (3, 1, 2). At 0, 80, 90 degrees: (.17, 0, .98)
-    # -> ranks (2, 1, 3). d = (1, 0, -1): rho = 1 - 6 * 2 / 24 = 0.5.
+def test_sense_similarity_correlation_constructed_value():
+    # Ours (uncentred). Senses at 0, 30, 90 degrees: pair similarities (01,
+    # 02, 12) are (.87, 0, .5) -> ranks (3, 1, 2). At 0, 80, 90 degrees:
+    # (.17, 0, .98) -> ranks (2, 1, 3). d = (1, 0, -1): rho = 1 - 6 * 2 / 24.
     src = _unit([0.0, 30.0, 90.0])[None]  # [1, K=3, d=2]
     tgt = _unit([0.0, 80.0, 90.0])[None]
-    out = local_topology(src, tgt)
+    out = sense_similarity_correlation(src, tgt)
     assert out["rho"] == pytest.approx(0.5)
     assert out["pairs"] == 1
 
 
-def test_local_topology_invariances():
+def test_local_topology_constructed_value():
+    # Centred senses v = (2, 0), (0, 1), (-2, -1): cosines (01, 02, 12) are
+    # (0, -2/sqrt5, -1/sqrt5) -> ranks (3, 1, 2); w = (1, 0), (0, 2),
+    # (-1, -2): (0, -1/sqrt5, -2/sqrt5) -> ranks (3, 2, 1). d = (0, -1, 1):
+    # rho = 1 - 6 * 2 / 24 = 0.5. Each word's senses are then shifted by a
+    # vector of its own, which centring removes.
+    v = torch.tensor(
+        [[2.0, 0.0], [0.0, 1.0], [-2.0, -1.0]], dtype=torch.float64
+    )
+    w = torch.tensor(
+        [[1.0, 0.0], [0.0, 2.0], [-1.0, -2.0]], dtype=torch.float64
+    )
+    src = (v + torch.tensor([5.0, -3.0], dtype=torch.float64))[None]
+    tgt = (w + torch.tensor([-7.0, 4.0], dtype=torch.float64))[None]
+    torch.testing.assert_close(
+        sense_similarity(src, centre=True)[0, 0],
+        torch.tensor([1.0, 0.0, -2 / math.sqrt(5)]),
+    )
+    out = local_topology(src, tgt)
+    assert out["rho"] == pytest.approx(0.5)
+    assert out["rho_median"] == out["rho_min"] == out["rho_max"] == out["rho"]
+    assert out["pairs"] == 1 and math.isnan(out["rho_std"])
+    # Uncentred, the shifts dominate: both orders become (3, 2, 1), rho 1.
+    assert sense_similarity_correlation(src, tgt)["rho"] == pytest.approx(1.0)
+
+
+def test_local_topology_summary_and_undefined_pairs():
+    torch.manual_seed(0)
+    a = torch.randn(3, 4, 6, dtype=torch.float64)
+    b = torch.randn(3, 4, 6, dtype=torch.float64)
+    per_word = [
+        local_topology(a[i : i + 1], b[i : i + 1])["rho"] for i in range(3)
+    ]
+    out = local_topology(a, b)
+    assert out["per_pair"] == pytest.approx(per_word)
+    assert out["rho"] == pytest.approx(sum(per_word) / 3)
+    assert out["rho_median"] == pytest.approx(sorted(per_word)[1])
+    assert out["rho_std"] == pytest.approx(torch.tensor(per_word).std().item())
+    assert (out["rho_min"], out["rho_max"]) == (min(per_word), max(per_word))
+    # A word whose senses all coincide has no centred structure: its rho is
+    # undefined and counts as 0, as in the authors' code.
+    collapsed = torch.ones(1, 4, 6, dtype=torch.float64)
+    out = local_topology(collapsed, a[:1])
+    assert out["per_pair"] == [0.0] and out["pairs"] == 1
+    with pytest.raises(ValueError):
+        local_topology(a, b[:, :3])
+    with pytest.raises(ValueError):
+        local_topology(a[:, :2], b[:, :2])
+
+
+@pytest.mark.parametrize(
+    "measure", [local_topology, sense_similarity_correlation]
+)
+def test_topology_invariances(measure):
     torch.manual_seed(0)
     senses = torch.randn(6, 5, 8, dtype=torch.float64)
     rotation = torch.linalg.qr(torch.randn(8, 8, dtype=torch.float64))[0]
     # Rotating or rescaling a word's senses keeps its sense topology...
-    same = local_topology(senses, 3.0 * senses @ rotation)
+    same = measure(senses, 3.0 * senses @ rotation)
     assert same["rho"] == pytest.approx(1.0)
     # ... and the target space may have another width.
     wide = torch.cat([senses, torch.zeros(6, 5, 4, dtype=torch.float64)], -1)
-    assert local_topology(senses, wide)["rho"] == pytest.approx(1.0)
+    assert measure(senses, wide)["rho"] == pytest.approx(1.0)
     # Unrelated senses: rho near 0 on average.
     other = torch.randn(200, 5, 8, dtype=torch.float64)
-    rand = local_topology(torch.randn(200, 5, 8, dtype=torch.float64), other)
+    rand = measure(torch.randn(200, 5, 8, dtype=torch.float64), other)
     assert abs(rand["rho"]) < 0.1
     with pytest.raises(ValueError):
-        local_topology(senses, senses[:, :3])
+        measure(senses, senses[:, :3])
+
+
+def test_only_local_topology_ignores_a_shift_of_the_senses():
+    torch.manual_seed(0)
+    senses = torch.randn(20, 6, 8, dtype=torch.float64)
+    shifted = senses + 2.0 * torch.randn(20, 1, 8, dtype=torch.float64)
+    assert local_topology(senses, shifted)["rho"] == pytest.approx(1.0)
+    assert sense_similarity_correlation(senses, shifted)["rho"] < 0.9
+
+
+def test_shared_component_inflates_only_the_uncentred_measure():
+    # Senses of unrelated words: a component shared by a word's K senses
+    # plus random directions whose size depends on the sense index only
+    # (the same profile for every word). Uncentred cosines then order the
+    # sense pairs by that profile, the same way for any two words; centred
+    # cosines keep only a weak trace of it.
+    g = torch.Generator().manual_seed(0)
+    profile = torch.linspace(0.5, 2.0, 16, dtype=torch.float64)[:, None]
+
+    def unrelated_words(n=100, d=64):
+        shared = torch.randn(n, 1, d, generator=g, dtype=torch.float64)
+        own = torch.randn(n, 16, d, generator=g, dtype=torch.float64)
+        return shared + profile * torch.nn.functional.normalize(own, dim=-1)
+
+    src, tgt = unrelated_words(), unrelated_words()
+    assert sense_similarity_correlation(src, tgt)["rho"] > 0.85
+    assert local_topology(src, tgt)["rho"] < 0.3
 
 
 # ----------------------------------------------------------------------
@@ -262,6 +344,8 @@ def test_analyze_model_against_itself(tokenizer):
         model, model, tokenizer, lexicon, ["le chat voit le chien"] * 3
     )
     assert out["local_topology"]["rho"] == pytest.approx(1.0)
+    assert out["local_topology"]["pairs"] == len(lexicon)
+    assert out["sense_similarity_correlation"]["rho"] == pytest.approx(1.0)
     assert out["global_structure"]["heldout_cosine"] == pytest.approx(1.0)
     assert out["global_structure"]["identity_heldout_cosine"] == pytest.approx(
         1.0
@@ -299,3 +383,4 @@ def test_cli(tmp_path, tokenizer):
     assert saved["lexicon_pairs"] == result["lexicon_pairs"] > 3
     assert saved["sentences"] == 5
     assert -1 <= saved["local_topology"]["rho"] <= 1
+    assert -1 <= saved["sense_similarity_correlation"]["rho"] <= 1
