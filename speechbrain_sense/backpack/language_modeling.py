@@ -19,6 +19,7 @@ __all__ = [
     "next_token_nll",
     "pack_blocks",
     "warmup_cosine",
+    "warmup_linear",
 ]
 
 
@@ -180,3 +181,39 @@ def warmup_cosine(progress, warmup=0.02, final_scale=0.1):
         return p / warmup
     t = (p - warmup) / max(1.0 - warmup, 1e-12)
     return final_scale + (1.0 - final_scale) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def warmup_linear(progress, warmup=0.02, final_scale=0.0):
+    """LR multiplier: linear warm-up, then a linear decay to ``final_scale``.
+
+    With ``final_scale=0`` this is ``transformers``'
+    ``get_linear_schedule_with_warmup`` (the SENSIA authors'
+    ``get_scheduler("linear", ...)``) written as a function of
+    ``progress = step / total_steps``: a resumed run continues it exactly.
+
+    Arguments
+    ---------
+    progress : float
+        Fraction of training done, in [0, 1] (clipped).
+    warmup : float
+        Fraction of training spent warming up (the SENSIA authors' run:
+        0.02).
+    final_scale : float
+        Multiplier reached at the end (0: the LR decays to zero).
+
+    Returns
+    -------
+    float
+
+    Example
+    -------
+    >>> warmup_linear(0.01, warmup=0.02), warmup_linear(0.02, warmup=0.02)
+    (0.5, 1.0)
+    >>> round(warmup_linear(0.51, warmup=0.02), 6), warmup_linear(1.0)
+    (0.5, 0.0)
+    """
+    p = min(max(float(progress), 0.0), 1.0)
+    if p < warmup:
+        return p / warmup
+    t = (p - warmup) / max(1.0 - warmup, 1e-12)
+    return final_scale + (1.0 - final_scale) * (1.0 - t)

@@ -20,12 +20,15 @@ import math
 import torch
 import torch.nn.functional as F
 
+from speechbrain_sense.distributed import gather_with_grad
+
 # One InfoNCE for the whole package (SENSE and SENSIA); re-exported here
 # because SENSIA's two views are trained with it.
 from speechbrain_sense.losses import info_nce
 
 __all__ = [
     "curriculum_weights",
+    "gathered_info_nce",
     "info_nce",
     "label_smoothed_lm_loss",
     "last_token_state",
@@ -84,10 +87,12 @@ def sense_mixture_pooling(
     True
     """
     # Half-precision norms and softmaxes saturate; the authors hit NaNs.
+    # Autocast (fp16/bf16 training) would cast the products back down.
     senses, contextualization = senses.float(), contextualization.float()
     B, K, T, _ = senses.shape
-    # [B, K, T, S] x [B, K, S, d] -> [B, K, T, d]
-    contributions = contextualization @ senses
+    with torch.autocast(senses.device.type, enabled=False):
+        # [B, K, T, S] x [B, K, S, d] -> [B, K, T, d]
+        contributions = contextualization @ senses
     weights = torch.softmax(contributions.norm(dim=-1) / temperature, dim=1)
     # [B, K, T, d] -> [B, T, d]
     tokens = (weights.unsqueeze(-1) * contributions).sum(dim=1)
@@ -219,6 +224,50 @@ def sentence_views(output, mask=None, sense_temperature=1.0, context="context"):
         "mean": masked_mean_pooling(states, mask),
         "sense_weights": weights,
     }
+
+
+def gathered_info_nce(
+    queries, keys, temperature=0.05, symmetric=True, gather=gather_with_grad
+):
+    """:func:`info_nce` with the pairs of every DDP rank as negatives.
+
+    Each rank gathers the queries and the keys of all ranks in rank order
+    (:func:`speechbrain_sense.distributed.gather_with_grad`), so pair i of
+    rank r is row ``offset_r + i`` of both and the positives stay on the
+    diagonal, then computes :func:`info_nce` on the gathered batch. Every
+    rank thus gets the loss one process would compute on the concatenated
+    batch, and after DDP averages the gradients, that process's gradient
+    (see ``gather_with_grad``). With one process the gather is the
+    identity and this *is* :func:`info_nce`. This is the authors' DDP
+    InfoNCE (``call_infonce`` in their ``utils/training.py``).
+
+    Arguments
+    ---------
+    queries : torch.Tensor
+        ``[B_r, D]`` this rank's embeddings (e.g. the source view).
+    keys : torch.Tensor
+        ``[B_r, D]`` the paired embeddings (e.g. the target view).
+    temperature : float
+        Softmax temperature.
+    symmetric : bool
+        Average the query->key and key->query losses.
+    gather : callable
+        ``[B_r, D] -> [B, D]``, all ranks' rows; the default gathers across
+        the DDP ranks (tests pass a stand-in).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss, the same on every rank.
+
+    Example
+    -------
+    >>> q, k = torch.randn(4, 8), torch.randn(4, 8)
+    >>> bool(gathered_info_nce(q, k, 0.1) == info_nce(q, k, 0.1))
+    True
+    """
+    # [B_r, D] -> [B, D] on every rank
+    return info_nce(gather(queries), gather(keys), temperature, symmetric)
 
 
 def label_smoothed_lm_loss(logits, targets, mask=None, smoothing=0.0):

@@ -18,12 +18,17 @@ The same recipe runs the paper's baselines (see hparams/):
 * ``dense.yaml``: dense alignment, InfoNCE on mean-pooled hidden states
   instead of the two SENSIA views.
 
+``sensia_paper.yaml`` is SENSIA with the authors' published settings
+(``stanfordnlp/backpack-gpt2`` and its GPT-2 BPE, 150k steps, fp16, linear
+LR decay, InfoNCE negatives gathered across GPUs).
+
 Every ``log_interval`` steps the three losses, the sense entropy (nats) and
 bitext retrieval R@1 (both directions, held-out pairs) are logged. Each
 epoch is validated on dev (perplexity, R@1, entropy); the last checkpoint is
 tested (LASER Tatoeba by default), exported in the backpack-gpt2 layout and
 analysed (:mod:`speechbrain_sense.backpack.analysis`): sense entropy, local
-topology rho, Procrustes cosine, sense-mixture ablations.
+topology rho (the paper's), sense-similarity correlation (ours), Procrustes
+cosine, sense-mixture ablations.
 
 To run this recipe, do the following:
 > python train.py hparams/sensia.yaml --data_folder=/path/to/data \\
@@ -51,6 +56,7 @@ from speechbrain_sense.backpack.language_modeling import (
     next_token_loss,
     next_token_nll,
     warmup_cosine,
+    warmup_linear,
 )
 from speechbrain_sense.backpack.model import BackpackLM
 from speechbrain_sense.backpack.tokenizer import BackpackTokenizer
@@ -59,6 +65,7 @@ from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.sensia.bitext_retrieval import bitext_recall
 from speechbrain_sense.sensia.losses import (
     curriculum_weights,
+    gathered_info_nce,
     info_nce,
     sense_entropy,
     sentence_views,
@@ -68,6 +75,8 @@ logger = get_logger(__name__)
 
 VIEWS = ("context", "sense", "mean")
 ALIGNMENTS = ("sensia", "dense", "none")
+# LR multiplier of training progress: warm-up, then decay.
+LR_SCHEDULES = {"cosine": warmup_cosine, "linear": warmup_linear}
 # The keys each alignment reads (the LM-only baseline reads none of them).
 CURRICULUM_KEYS = (
     "symmetric",
@@ -78,8 +87,13 @@ CURRICULUM_KEYS = (
 )
 ALIGNMENT_KEYS = {
     "sensia": CURRICULUM_KEYS
-    + ("context_temperature", "sense_temperature", "freeze_senses_in_polish"),
-    "dense": CURRICULUM_KEYS + ("dense_temperature",),
+    + (
+        "context_temperature",
+        "sense_temperature",
+        "freeze_senses_in_polish",
+        "gather_negatives",
+    ),
+    "dense": CURRICULUM_KEYS + ("dense_temperature", "gather_negatives"),
     "none": (),
 }
 
@@ -125,21 +139,25 @@ class SENSIABrain(sb.Brain):
         if alignment != "none":
             src = predictions["src"]
             symmetric = getattr(self.hparams, "symmetric", None)
+            # Under DDP, negatives from every GPU (training only: evaluation
+            # runs the whole set on each rank, with no gradient).
+            gather = train and getattr(self.hparams, "gather_negatives", None)
+            contrastive = gathered_info_nce if gather else info_nce
             if alignment == "sensia":
-                losses["context"] = info_nce(
+                losses["context"] = contrastive(
                     src["context"],
                     tgt["context"],
                     getattr(self.hparams, "context_temperature", None),
                     symmetric,
                 )
-                losses["sense"] = info_nce(
+                losses["sense"] = contrastive(
                     src["sense"],
                     tgt["sense"],
                     getattr(self.hparams, "sense_temperature", None),
                     symmetric,
                 )
             else:
-                losses["dense"] = info_nce(
+                losses["dense"] = contrastive(
                     src["mean"],
                     tgt["mean"],
                     getattr(self.hparams, "dense_temperature", None),
@@ -201,9 +219,10 @@ class SENSIABrain(sb.Brain):
         return weights
 
     def on_fit_batch_start(self, batch, should_step):
-        """LR warm-up + cosine; sense network frozen in polish if asked."""
+        """LR warm-up + decay; sense network frozen in polish if asked."""
         progress = self.progress
-        scale = warmup_cosine(
+        schedule = LR_SCHEDULES[self.hparams.lr_schedule]
+        scale = schedule(
             progress, self.hparams.warmup, self.hparams.final_lr_scale
         )
         for group in self.optimizer.param_groups:
@@ -366,6 +385,98 @@ class SENSIABrain(sb.Brain):
         }
 
 
+def load_tokenizer(hparams):
+    """The English model's own tokenizer, checked against the model.
+
+    French is read with the vocabulary the English model was pretrained
+    with: the tokenizer travels with it in ``pretrained_path``. Nothing is
+    retrained. ``tokenizer_kind`` (if the yaml sets it) pins the kind.
+
+    Arguments
+    ---------
+    hparams : dict
+        The hyperparameters (``pretrained_path``, ``backpack_config``,
+        ``max_length``, optionally ``tokenizer_kind``).
+
+    Returns
+    -------
+    BackpackTokenizer
+        The tokenizer of ``pretrained_path``.
+    """
+    tokenizer = BackpackTokenizer.from_pretrained(hparams["pretrained_path"])
+    kind = hparams.get("tokenizer_kind")
+    if kind is not None and tokenizer.kind != kind:
+        raise ValueError(
+            f"tokenizer_kind: {kind}, but {hparams['pretrained_path']} holds "
+            f"a {tokenizer.kind} tokenizer"
+        )
+    config = hparams["backpack_config"]
+    if tokenizer.vocab_size > config.vocab_size:
+        raise ValueError(
+            f"tokenizer ({tokenizer.vocab_size}) larger than the model "
+            f"vocabulary ({config.vocab_size})"
+        )
+    if hparams["max_length"] > config.n_positions:
+        raise ValueError("max_length must not exceed the model's n_positions")
+    return tokenizer
+
+
+def training_length(
+    batches_per_epoch,
+    number_of_epochs,
+    grad_accumulation_factor=1,
+    max_steps=None,
+    optimizer_step_limit=None,
+):
+    """Epochs to run and optimizer steps in all (what progress is out of).
+
+    Arguments
+    ---------
+    batches_per_epoch : int
+        Batches of one rank's training loader per epoch.
+    number_of_epochs : int
+        Epochs to run when ``max_steps`` is None.
+    grad_accumulation_factor : int
+        Batches per optimizer step.
+    max_steps : int, optional
+        Train for exactly this many optimizer steps, with as many epochs as
+        that takes (the last one stops part-way).
+    optimizer_step_limit : int, optional
+        SpeechBrain's run option: stop after this many steps.
+
+    Returns
+    -------
+    epochs : int
+        The epoch counter's limit.
+    total_steps : int
+        Optimizer steps of the run: the LR schedule and the curriculum
+        span them.
+    step_limit : int or None
+        The optimizer step limit to give the Brain.
+
+    Example
+    -------
+    >>> training_length(1139, 2)
+    (2, 2278, None)
+    >>> training_length(1139, 2, max_steps=150_000)
+    (132, 150000, 150000)
+    >>> training_length(1139, 2, max_steps=150_000, optimizer_step_limit=250)
+    (132, 250, 250)
+    """
+    if max_steps is None:
+        epochs = number_of_epochs
+        total = number_of_epochs * batches_per_epoch // grad_accumulation_factor
+    else:
+        steps_per_epoch = max(batches_per_epoch // grad_accumulation_factor, 1)
+        epochs = math.ceil(max_steps / steps_per_epoch)
+        total = max_steps
+        if optimizer_step_limit is None or optimizer_step_limit > max_steps:
+            optimizer_step_limit = max_steps
+    if optimizer_step_limit is not None:
+        total = min(total, optimizer_step_limit)
+    return epochs, total, optimizer_step_limit
+
+
 def manifest_files(hparams, splits=("train", "dev", "test")):
     """The manifest CSV file of each split.
 
@@ -459,6 +570,8 @@ if __name__ == "__main__":
         )
     if hparams["retrieval_view"] not in VIEWS:
         raise ValueError(f"retrieval_view must be one of {VIEWS}")
+    if hparams["lr_schedule"] not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {sorted(LR_SCHEDULES)}")
 
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
@@ -487,17 +600,9 @@ if __name__ == "__main__":
         },
     )
 
-    # The tokenizer travels with the English model: French is read with
-    # the joint vocabulary the English model was pretrained with.
-    tokenizer = BackpackTokenizer.from_pretrained(hparams["pretrained_path"])
-    config = hparams["backpack_config"]
-    if tokenizer.vocab_size > config.vocab_size:
-        raise ValueError(
-            f"tokenizer ({tokenizer.vocab_size}) larger than the model "
-            f"vocabulary ({config.vocab_size})"
-        )
-    if hparams["max_length"] > config.n_positions:
-        raise ValueError("max_length must not exceed the model's n_positions")
+    # The tokenizer travels with the English model (the pretrain recipe's
+    # joint SentencePiece, or backpack-gpt2's GPT-2 BPE).
+    tokenizer = load_tokenizer(hparams)
     if hparams["init_from_pretrained"]:
         # Resumed runs overwrite these with their checkpoint in fit().
         english = BackpackLM.from_pretrained(hparams["pretrained_path"])
@@ -515,23 +620,27 @@ if __name__ == "__main__":
     brain.probe_loader = make_dataloader(
         datasets["probe"], **hparams["eval_dataloader_opts"]
     )
-    batches_per_epoch = math.ceil(
-        len(datasets["train"]) / hparams["batch_size"]
+    # Built here (fit() takes it as is) for its length: under DDP each rank
+    # reads 1/world_size of the pairs.
+    train_loader = brain.make_dataloader(
+        datasets["train"],
+        stage=sb.Stage.TRAIN,
+        **hparams["train_dataloader_opts"],
     )
-    brain.total_steps = (
-        hparams["number_of_epochs"]
-        * batches_per_epoch
-        // hparams["grad_accumulation_factor"]
-    )
-    if brain.optimizer_step_limit is not None:
+    step_limit = brain.optimizer_step_limit
+    epochs, brain.total_steps, brain.optimizer_step_limit = training_length(
+        len(train_loader),
+        hparams["number_of_epochs"],
+        hparams["grad_accumulation_factor"],
+        hparams["max_steps"],
         # SpeechBrain's command line hands this run option over as a string.
-        brain.optimizer_step_limit = int(brain.optimizer_step_limit)
-        brain.total_steps = min(brain.total_steps, brain.optimizer_step_limit)
+        None if step_limit is None else int(step_limit),
+    )
+    hparams["epoch_counter"].limit = epochs
     brain.fit(
         brain.hparams.epoch_counter,
-        datasets["train"],
+        train_loader,
         datasets["dev"],
-        train_loader_kwargs=hparams["train_dataloader_opts"],
         valid_loader_kwargs=hparams["eval_dataloader_opts"],
     )
     brain.evaluate(

@@ -14,6 +14,7 @@ from speechbrain_sense.backpack.language_modeling import (
     next_token_nll,
     pack_blocks,
     warmup_cosine,
+    warmup_linear,
 )
 
 
@@ -78,6 +79,41 @@ def test_warmup_cosine_shape():
     assert warmup_cosine(0.5, warmup=0.0) == pytest.approx(
         0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5))
     )
+
+
+@pytest.mark.parametrize(
+    "progress, want",
+    [(0.0, 0.0), (0.01, 0.5), (0.02, 1.0), (0.51, 0.5), (1.0, 0.0)],
+)
+def test_warmup_linear_known_values(progress, want):
+    """2% warm-up (the SENSIA authors' run), then linear decay to 0."""
+    assert warmup_linear(progress, warmup=0.02) == pytest.approx(want)
+
+
+def test_warmup_linear_shape_and_final_scale():
+    assert warmup_linear(0.51, 0.02, final_scale=0.1) == pytest.approx(0.55)
+    assert warmup_linear(1.0, 0.02, final_scale=0.1) == pytest.approx(0.1)
+    assert warmup_linear(-1.0) == 0.0 and warmup_linear(3.0) == 0.0
+    assert warmup_linear(0.5, warmup=0.0) == pytest.approx(0.5)
+    grid = [warmup_linear(0.02 + 0.98 * i / 50) for i in range(51)]
+    # Equal steps down: a straight line.
+    steps = [a - b for a, b in zip(grid, grid[1:])]
+    assert steps == pytest.approx([1 / 50] * 50)
+
+
+def test_warmup_linear_is_the_transformers_schedule():
+    """The authors' get_scheduler("linear", 2% of 150k warm-up steps)."""
+    transformers = pytest.importorskip("transformers")
+    total, warmup_steps = 150_000, int(150_000 * 0.02)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = transformers.get_linear_schedule_with_warmup(
+        optimizer, warmup_steps, total
+    )
+    lr_lambda = schedule.lr_lambdas[0]
+    for step in (0, 1, 1500, 2999, 3000, 3001, 76_500, 149_999, total):
+        assert warmup_linear(step / total, warmup=0.02) == pytest.approx(
+            lr_lambda(step), abs=1e-12
+        )
 
 
 def test_config_from_pretrained(tmp_path):

@@ -11,6 +11,7 @@ from speechbrain_sense.sensia.losses import (
     JOINT_WEIGHTS,
     POLISH_WEIGHTS,
     curriculum_weights,
+    gathered_info_nce,
     info_nce,
     label_smoothed_lm_loss,
     last_token_state,
@@ -252,3 +253,110 @@ def test_curriculum_custom_phases_and_validation():
         curriculum_weights(0.1, phases=(0.2, 0.2, 0.2))
     with pytest.raises(ValueError, match="same keys"):
         curriculum_weights(0.1, align={"x": 1.0})
+
+
+# ----------------------------------------------------------------------
+# InfoNCE with negatives from every DDP rank
+# ----------------------------------------------------------------------
+
+
+def naive_info_nce(a, b, tau):
+    """Symmetric InfoNCE by loops: row i of ``a`` is paired with row i of
+    ``b``, every other row of the other side is a negative."""
+    a, b = (F.normalize(x.detach().double(), dim=-1) for x in (a, b))
+
+    def one_way(x, y):
+        total = 0.0
+        for i in range(len(x)):
+            sims = [float(x[i] @ y[j]) / tau for j in range(len(y))]
+            total += math.log(sum(math.exp(v) for v in sims)) - sims[i]
+        return total / len(x)
+
+    return 0.5 * (one_way(a, b) + one_way(b, a))
+
+
+def rank_gather(rank, shards):
+    """What ``gather_with_grad`` returns on ``rank``: the ranks' rows in
+    rank order, only the local ones carrying a gradient.
+
+    Arguments
+    ---------
+    rank : int
+        The simulated rank.
+    shards : dict
+        Side name -> one ``[B_r, D]`` tensor per rank.
+
+    Returns
+    -------
+    callable
+        The ``gather`` argument of ``gathered_info_nce``.
+    """
+
+    def gather(local):
+        (parts,) = [p for p in shards.values() if p[rank] is local]
+        return torch.cat(
+            [local if r == rank else p.detach() for r, p in enumerate(parts)]
+        )
+
+    return gather
+
+
+def test_gathered_info_nce_without_ddp_is_info_nce():
+    """One process: the same loss and gradients, bit for bit."""
+    torch.manual_seed(0)
+    q = torch.randn(6, 8, requires_grad=True)
+    k = torch.randn(6, 8, requires_grad=True)
+    for symmetric in (True, False):
+        got = gathered_info_nce(q, k, 0.07, symmetric)
+        want = info_nce(q, k, 0.07, symmetric)
+        assert torch.equal(got, want)
+        got_grads = torch.autograd.grad(got, (q, k))
+        want_grads = torch.autograd.grad(want, (q, k))
+        for g, w in zip(got_grads, want_grads):
+            assert torch.equal(g, w)
+
+
+def test_gathered_info_nce_is_the_loss_of_the_concatenated_batch():
+    """Three simulated ranks of 2, 3 and 4 pairs: each rank's loss is the
+    hand-computed InfoNCE of the 9 pairs, the positives of rank r's pairs
+    at rows offset_r + i; its local rows get that loss's gradient."""
+    torch.manual_seed(0)
+    sizes = (2, 3, 4)
+    shards = {
+        side: [torch.randn(n, 5, requires_grad=True) for n in sizes]
+        for side in ("src", "tgt")
+    }
+    src, tgt = (torch.cat(shards[side]) for side in ("src", "tgt"))
+    want = naive_info_nce(src, tgt, 0.05)
+    # The single-process gradient on the concatenated batch.
+    whole = [x.detach().clone().requires_grad_() for x in (src, tgt)]
+    whole_grads = torch.autograd.grad(info_nce(*whole, 0.05), whole)
+    offset = 0
+    for rank, n in enumerate(sizes):
+        local = (shards["src"][rank], shards["tgt"][rank])
+        loss = gathered_info_nce(
+            *local, temperature=0.05, gather=rank_gather(rank, shards)
+        )
+        assert loss.item() == pytest.approx(want, rel=1e-5)
+        for grad, full in zip(torch.autograd.grad(loss, local), whole_grads):
+            torch.testing.assert_close(grad, full[offset : offset + n])
+        offset += n
+    # Each rank's own InfoNCE (no gathering) is another, larger loss: the
+    # gathered batch has more negatives.
+    alone = info_nce(shards["src"][2], shards["tgt"][2], 0.05).item()
+    assert alone != pytest.approx(want, rel=1e-3)
+
+
+def test_sense_mixture_pooling_stays_fp32_under_autocast():
+    """Mixed-precision training (the paper config's fp16) must not lower
+    the sense products: under CPU bf16 autocast the result is fp32's."""
+    torch.manual_seed(0)
+    senses = torch.randn(2, 4, 6, 16) * 3
+    alpha = torch.softmax(torch.randn(2, 4, 6, 6), -1)
+    mask = torch.tensor([[1] * 6, [1, 1, 1, 0, 0, 0]])
+    want, want_weights = sense_mixture_pooling(senses, alpha, mask, 0.7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, weights = sense_mixture_pooling(senses, alpha, mask, 0.7)
+    assert got.dtype == weights.dtype == torch.float32
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(weights, want_weights, atol=1e-6, rtol=0)
