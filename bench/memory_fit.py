@@ -34,6 +34,8 @@ Authors
 """
 
 import argparse
+import subprocess
+import sys
 import time
 
 import torch
@@ -237,9 +239,47 @@ def parse_arguments(argv=None):
     return options
 
 
+def _each_mode_in_its_process(argv, modes):
+    """CPU: each mode measured by a fresh process of this script.
+
+    The resident-memory high-water mark is per process, and memory freed
+    by one mode's larger steps stays resident: measured after it, the next
+    mode's peaks would not grow with the batch.
+
+    Returns
+    -------
+    dict
+        ``{checkpointing: max_batch_seconds}``.
+    """
+    argv = [a for a in argv if not a.startswith("--modes")]
+    found = {}
+    for mode in modes:
+        done = subprocess.run(
+            [sys.executable, __file__, *argv, f"--modes={mode}"],
+            capture_output=True,
+            text=True,
+        )
+        print(done.stdout, end="")
+        if done.returncode:
+            sys.stderr.write(done.stderr)
+            raise SystemExit(done.returncode)
+        last = done.stdout.strip().splitlines()[-1]
+        found[mode == "on"] = float(last.split(": ")[1].split()[0])
+    parts = [
+        f"{found[mode]:.0f} {'with' if mode else 'without'} checkpointing"
+        for mode in found
+    ]
+    print("max_batch_seconds: " + ", ".join(parts))
+    return found
+
+
 def main(argv=None):
     """Runs the search; returns ``{checkpointing: max_batch_seconds}``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     options = parse_arguments(argv)
+    modes = options.modes.split(",")
+    if options.device == "cpu" and len(modes) > 1:
+        return _each_mode_in_its_process(argv, modes)
     quiet_libraries()
     device = torch.device(options.device)
     if options.budget_gib is not None:
@@ -256,7 +296,7 @@ def main(argv=None):
         f"{'bf16 autocast' if device.type == 'cuda' else 'fp32'}"
     )
     found = {}
-    for mode in options.modes.split(","):
+    for mode in modes:
         checkpointing = mode == "on"
         student, optimizer, dim = build_student(options, checkpointing)
         if device.type == "cuda":

@@ -254,6 +254,7 @@ def recipe_hparams(options, corpus):
         Like the recipe's loaded yaml, restricted to what is used.
     """
     from speechbrain_sense.sampling import LanguageBalancedDynamicBatchSampler
+    from speechbrain_sense.w2v_bert import W2VBertFeatures
 
     work_dir = Path(options["work_dir"])
     cuda = torch.device(options["device"]).type == "cuda"
@@ -278,6 +279,8 @@ def recipe_hparams(options, corpus):
         # Real corpora do not fit in RAM (sense_cv.yaml: False); the tiny
         # demo may keep every utterance's features in its workers.
         "cache_features_in_memory": options["cache_features_in_memory"],
+        # The w2v-BERT student's input, as in sense_cv.yaml.
+        "encoder_features": W2VBertFeatures,
         "dataloader_options": {
             "num_workers": workers,
             "persistent_workers": workers > 0,
