@@ -408,3 +408,45 @@ def test_gathered_info_nce_across_two_gloo_ranks(tmp_path):
         assert ddp["param_grad_norm"] > 0
         assert ddp["param_grad_vs_single"] < 1e-5
     assert ranks[0]["embeddings"]["loss"] == ranks[1]["embeddings"]["loss"]
+
+
+@pytest.mark.parametrize(
+    ("language", "laser"),
+    [("et", "est"), ("id", "ind"), ("sw", "swh"), ("tr", "tur")],
+)
+def test_each_target_language_config_is_the_paper_config_on_its_data(
+    language, laser
+):
+    """The four target languages differ from sensia_paper.yaml in their
+    data only (and their names), never in a training setting."""
+    from ruamel.yaml import YAML
+
+    def values(node):
+        """Tags and values as plain, comparable Python objects."""
+        tag = getattr(getattr(node, "tag", None), "value", None)
+        if isinstance(node, dict):
+            return tag, {k: values(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return tag, [values(v) for v in node]
+        return tag, str(node)
+
+    def plain(path):
+        # Parsed, not loaded: the values are compared as written.
+        return values(YAML(typ="rt").load(path.read_text()))[1]
+
+    paper = plain(PAPER)
+    config = plain(RECIPE / "hparams" / f"sensia_paper_{language}.yaml")
+    assert config["tgt_lang"] == (None, language)
+    assert config["train_format"] == (None, "tsv")
+    assert config["test_file"] == (
+        None,
+        [
+            (None, f"laser-tatoeba/tatoeba.{laser}-eng.eng"),
+            (None, f"laser-tatoeba/tatoeba.{laser}-eng.{laser}"),
+        ],
+    )
+    data_keys = {"experiment_name", "tgt_lang", "train_file", "train_format"}
+    data_keys.add("test_file")
+    differing = {key for key in paper if paper[key] != config[key]}
+    assert differing == data_keys
+    assert set(config) == set(paper)

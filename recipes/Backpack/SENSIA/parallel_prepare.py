@@ -11,8 +11,9 @@ the columns ``ID, src, tgt, origin`` into ``save_folder``:
 * ``dev.csv``: ``dev_size`` held-out pairs, all sources distinct and all
   targets distinct, so that bitext retrieval on them is well defined (the
   recipe also probes R@1 on its first ``probe_size`` pairs during training);
-* ``train.csv``: the rest, subsampled to ``train_fraction`` (the held-out
-  sets do not depend on it, so low-resource runs are comparable);
+* ``train.csv``: the rest, subsampled to ``train_fraction`` and capped at
+  ``max_train_pairs`` (the held-out sets depend on neither, so
+  low-resource runs are comparable);
 * ``lexicon.tsv``: word translations induced from all the non-test pairs
   (:func:`speechbrain_sense.backpack.analysis.dice_lexicon`), the aligned
   word pairs of the analysis; also independent of ``train_fraction``.
@@ -76,6 +77,7 @@ def prepare_parallel(
     dev_size=1000,
     test_size=1000,
     train_fraction=1.0,
+    max_train_pairs=None,
     max_words=50,
     lexicon_min_count=5,
     lexicon_max_pairs=2000,
@@ -103,6 +105,12 @@ def prepare_parallel(
         Held-out test pairs when there is no ``test_file``.
     train_fraction : float
         Share of the remaining training pairs kept, in (0, 1].
+    max_train_pairs : int, optional
+        At most this many training pairs (after ``train_fraction``): the
+        paper's 100k-pair ablation, and the 2x / 4x data of the scratch
+        baselines. The pairs are a prefix of one seeded shuffle, so a
+        smaller budget's pairs are among a larger one's. Asking for more
+        than the bitext has is an error, not a silently smaller run.
     max_words : int
         Longest training sentence kept (whitespace words, either side).
     lexicon_min_count : int
@@ -119,6 +127,8 @@ def prepare_parallel(
     """
     if not 0 < train_fraction <= 1:
         raise ValueError(f"train_fraction={train_fraction} not in (0, 1]")
+    if max_train_pairs is not None and int(max_train_pairs) < 1:
+        raise ValueError(f"max_train_pairs={max_train_pairs} is not >= 1")
     save_folder = Path(save_folder)
     options = {
         "version": PREPARE_VERSION,
@@ -130,6 +140,7 @@ def prepare_parallel(
         "dev_size": dev_size,
         "test_size": test_size,
         "train_fraction": train_fraction,
+        "max_train_pairs": max_train_pairs,
         "max_words": max_words,
         "lexicon_min_count": lexicon_min_count,
         "lexicon_max_pairs": lexicon_max_pairs,
@@ -171,8 +182,17 @@ def prepare_parallel(
         max_pairs=lexicon_max_pairs,
     )
     n_train = max(1, int(round(train_fraction * len(rest)))) if rest else 0
-    train = rest[:n_train]  # already shuffled
     dropped["train_fraction"] += len(rest) - n_train
+    if max_train_pairs is not None:
+        if int(max_train_pairs) > n_train:
+            raise ValueError(
+                f"max_train_pairs={max_train_pairs} but {train_file} leaves "
+                f"{n_train} training pairs (after the held-out sets, the "
+                f"filters and train_fraction; dropped: {dict(dropped)})"
+            )
+        dropped["max_train_pairs"] += n_train - int(max_train_pairs)
+        n_train = int(max_train_pairs)
+    train = rest[:n_train]  # already shuffled
 
     rows = {"train": train, "dev": dev, "test": test}
     for split in SPLITS:

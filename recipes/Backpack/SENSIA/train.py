@@ -593,6 +593,7 @@ if __name__ == "__main__":
             "dev_size": hparams["dev_size"],
             "test_size": hparams["test_size"],
             "train_fraction": hparams["train_fraction"],
+            "max_train_pairs": hparams["max_train_pairs"],
             "max_words": hparams["max_words"],
             "lexicon_min_count": hparams["lexicon_min_count"],
             "lexicon_max_pairs": hparams["lexicon_max_pairs"],
@@ -658,6 +659,7 @@ if __name__ == "__main__":
             "retrieval_view": hparams["retrieval_view"],
             "train_pairs": len(datasets["train"]),
             "train_fraction": hparams["train_fraction"],
+            "max_train_pairs": hparams["max_train_pairs"],
             "steps": brain.optimizer_step,
             "test": brain.test_metrics,
         }

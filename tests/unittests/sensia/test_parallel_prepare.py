@@ -135,6 +135,30 @@ def test_train_fraction_keeps_held_out_sets(data):
     assert set(tenth) <= set(full)
 
 
+def test_max_train_pairs_budgets_are_nested_and_never_short(data):
+    """The 100k ablation and the 2x / 4x scratch baselines, in miniature:
+    the same held-out sets, and each smaller budget inside the larger."""
+    full = run(data, "full")["train"]["pairs"]
+    small, large = full // 4, full // 2
+    report = run(data, "small", max_train_pairs=small)
+    run(data, "large", max_train_pairs=large)
+    for name in ("dev.csv", "test.csv", "lexicon.tsv"):
+        assert (data / "small" / name).read_text() == (
+            data / "large" / name
+        ).read_text()
+    small_pairs = manifest(data / "small" / "train.csv")
+    large_pairs = manifest(data / "large" / "train.csv")
+    assert len(small_pairs) == small == report["train"]["pairs"]
+    assert len(large_pairs) == large
+    assert set(small_pairs) < set(large_pairs)
+    assert report["dropped_by_reason"]["max_train_pairs"] == full - small
+    # More than the bitext holds: an error, not a smaller run.
+    with pytest.raises(ValueError, match=f"leaves {full} training pairs"):
+        run(data, "too_many", max_train_pairs=full + 1)
+    with pytest.raises(ValueError, match="is not >= 1"):
+        run(data, "zero", max_train_pairs=0)
+
+
 def test_no_test_file_holds_test_out(data):
     run(data, "save", test_file=None, test_size=10)
     test = manifest(data / "save" / "test.csv")
