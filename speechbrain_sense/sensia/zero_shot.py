@@ -67,6 +67,7 @@ from pathlib import Path
 import torch
 
 __all__ = [
+    "PROMPTS",
     "TARGET_DELIMITER",
     "XCOPA_CONNECTORS",
     "BenchmarkFormatError",
@@ -132,6 +133,20 @@ _STORY_COLUMNS = (
     ),
 )
 _FLORES_SPLITS = ("dev", "devtest")
+#: Prompt formats: lm-evaluation-harness's, or those of the SENSIA
+#: authors' run_eval.py (github.com/jcblaisecruz02/sensia): XCOPA and
+#: XStoryCloze as "context\nchoice" (no connector, choices as written),
+#: Belebele as "passage\n\nQ: question\nA: answer", and no [bos] (GPT-2's
+#: tokenizer adds none), scored by the summed log-likelihood (``acc``).
+PROMPTS = ("harness", "authors")
+
+
+def _check_prompts(prompts):
+    """Raise unless ``prompts`` is one of :data:`PROMPTS`."""
+    if prompts not in PROMPTS:
+        raise ValueError(
+            f"prompts must be one of {', '.join(PROMPTS)}, not {prompts!r}"
+        )
 
 
 class BenchmarkFormatError(ValueError):
@@ -147,18 +162,22 @@ class MultipleChoiceItem:
     context : str
         The prompt, without a trailing space.
     choices : tuple of str
-        The candidate continuations, without the leading
-        :data:`TARGET_DELIMITER` (their lengths normalise ``acc_norm``).
+        The candidate continuations, without the leading ``delimiter``
+        (their lengths normalise ``acc_norm``).
     label : int
         Index of the right choice.
     origin : str
         ``file:line`` it was read from.
+    delimiter : str
+        What joins the context and a choice (:data:`TARGET_DELIMITER`; a
+        line break in the SENSIA authors' XCOPA and XStoryCloze prompts).
     """
 
     context: str
     choices: tuple
     label: int
     origin: str = ""
+    delimiter: str = TARGET_DELIMITER
 
 
 # ----------------------------------------------------------------------
@@ -228,7 +247,7 @@ def xcopa_context(premise, question, lang="en"):
     return f"{premise} {XCOPA_CONNECTORS[lang][question]}"
 
 
-def load_xcopa(path, lang=None):
+def load_xcopa(path, lang=None, prompts="harness"):
     """XCOPA items from one jsonl file of the public release.
 
     The release (github.com/cambridgeltl/xcopa) has
@@ -243,6 +262,9 @@ def load_xcopa(path, lang=None):
     lang : str, optional
         Language of the connectors; by default the one in the file name
         (:func:`xcopa_language`), English when it has none.
+    prompts : str
+        ``"harness"`` (premise + connector, lower-cased choice) or
+        ``"authors"`` (``premise\nchoice``; see :data:`PROMPTS`).
 
     Returns
     -------
@@ -259,9 +281,10 @@ def load_xcopa(path, lang=None):
     >>> item.context, item.choices, item.label
     ('Il ragazzo aveva fame quindi', ('mangiò.', 'dormì.'), 0)
     """
+    _check_prompts(prompts)
     path = _existing_file(path, "XCOPA")
     lang = xcopa_language(path) if lang is None else lang
-    if lang not in XCOPA_CONNECTORS:
+    if prompts == "harness" and lang not in XCOPA_CONNECTORS:
         raise ValueError(
             f"{path}: no XCOPA connectors for language {lang!r}; known: "
             f"{sorted(XCOPA_CONNECTORS)}"
@@ -270,9 +293,7 @@ def load_xcopa(path, lang=None):
     for number, record in _jsonl_records(path):
         where = f"{path}:{number}"
         premise = _text(record, "premise", where)
-        choices = tuple(
-            _lower_first(_text(record, f"choice{i}", where)) for i in (1, 2)
-        )
+        written = tuple(_text(record, f"choice{i}", where) for i in (1, 2))
         question = _text(record, "question", where)
         if question not in ("cause", "effect"):
             raise BenchmarkFormatError(
@@ -280,12 +301,21 @@ def load_xcopa(path, lang=None):
                 f"{question!r}"
             )
         label = _label(record.get("label"), "label", (0, 1), where)
+        if prompts == "authors":
+            choices = tuple(choice.strip() for choice in written)
+            items.append(
+                MultipleChoiceItem(
+                    premise.strip(), choices, label, where, delimiter="\n"
+                )
+            )
+            continue
+        choices = tuple(_lower_first(choice) for choice in written)
         context = xcopa_context(premise, question, lang)
         items.append(MultipleChoiceItem(context, choices, label, where))
     return _non_empty(items, path)
 
 
-def load_xstorycloze(path):
+def load_xstorycloze(path, prompts="harness"):
     """XStoryCloze items from one file of the public release.
 
     The release (github.com/facebookresearch/fairseq, ``examples/xglm``)
@@ -301,11 +331,16 @@ def load_xstorycloze(path):
     ---------
     path : str or Path
         The file.
+    prompts : str
+        ``"harness"`` (the ending after a space) or ``"authors"`` (after a
+        line break; see :data:`PROMPTS`).
 
     Returns
     -------
     list of MultipleChoiceItem
     """
+    _check_prompts(prompts)
+    delimiter = "\n" if prompts == "authors" else TARGET_DELIMITER
     path = _existing_file(path, "XStoryCloze")
     lines = list(_lines(path))
     header_line = next((line for _, line in lines if line.strip()), "")
@@ -336,7 +371,12 @@ def load_xstorycloze(path):
             endings = tuple(_text(record, name, where) for name in names[5:7])
             label = _label(record[names[7]], names[7], (1, 2), where) - 1
             context = " ".join(sentences)
-            items.append(MultipleChoiceItem(context, endings, label, where))
+            if prompts == "authors":
+                context = context.strip()
+                endings = tuple(ending.strip() for ending in endings)
+            items.append(
+                MultipleChoiceItem(context, endings, label, where, delimiter)
+            )
     except csv.Error as error:
         raise BenchmarkFormatError(
             f"{path}:{reader.line_num}: {error}"
@@ -346,7 +386,7 @@ def load_xstorycloze(path):
     return _non_empty(items, path)
 
 
-def load_belebele(path):
+def load_belebele(path, prompts="harness"):
     """Belebele items from one jsonl file of the public release.
 
     The release (github.com/facebookresearch/belebele) has
@@ -358,12 +398,17 @@ def load_belebele(path):
     ---------
     path : str or Path
         The jsonl file.
+    prompts : str
+        ``"harness"``: context ``"P: {passage}\\nQ: {question}\\nA:"``;
+        ``"authors"``: ``"{passage}\\n\\nQ: {question}\\nA:"`` (see
+        :data:`PROMPTS`).
 
     Returns
     -------
     list of MultipleChoiceItem
-        Context ``"P: {passage}\\nQ: {question}\\nA:"``, the four answers.
+        The contexts and the four answers.
     """
+    _check_prompts(prompts)
     path = _existing_file(path, "Belebele")
     items = []
     for number, record in _jsonl_records(path):
@@ -379,7 +424,11 @@ def load_belebele(path):
             (1, 2, 3, 4),
             where,
         )
-        context = f"P: {passage}\nQ: {question}\nA:"
+        if prompts == "authors":
+            answers = tuple(answer.strip() for answer in answers)
+            context = f"{passage.strip()}\n\nQ: {question}\nA:"
+        else:
+            context = f"P: {passage}\nQ: {question}\nA:"
         items.append(MultipleChoiceItem(context, answers, label - 1, where))
     return _non_empty(items, path)
 
@@ -933,7 +982,7 @@ def _score_items(
             )
         cut = False
         for choice in item.choices:
-            target = tokenizer.encode(TARGET_DELIMITER + choice)
+            target = tokenizer.encode(item.delimiter + choice)
             if not target:
                 raise ValueError(
                     f"{item.origin}: choice {choice!r} has no tokens"
@@ -1004,6 +1053,7 @@ def evaluate_all(
     max_length=None,
     device=None,
     progress=False,
+    prompts="harness",
 ):
     """Every benchmark whose files are given, in one results dict.
 
@@ -1037,6 +1087,10 @@ def evaluate_all(
         Where to run; default the model's device.
     progress : bool
         Show tqdm bars.
+    prompts : str
+        ``"harness"`` (lm-evaluation-harness's prompts, a ``[bos]`` first)
+        or ``"authors"`` (the SENSIA authors' prompts, no ``[bos]``; see
+        :data:`PROMPTS`).
 
     Returns
     -------
@@ -1045,6 +1099,7 @@ def evaluate_all(
         ``"flores:fra_Latn"``) -> the metrics of
         :func:`evaluate_multiple_choice` or :func:`flores_perplexity`.
     """
+    _check_prompts(prompts)
     tasks = {}
 
     def add(benchmark, name, path, data):
@@ -1056,13 +1111,13 @@ def evaluate_all(
 
     for path in _as_list(xcopa):
         lang = xcopa_language(path)
-        add("xcopa", lang, path, load_xcopa(path, lang))
+        add("xcopa", lang, path, load_xcopa(path, lang, prompts))
     for path in _as_list(xstorycloze):
         name = re.search(r"spring2016\.val\.(\w+?)\.", Path(path).name)
         name = name.group(1) if name else Path(path).stem
-        add("xstorycloze", name, path, load_xstorycloze(path))
+        add("xstorycloze", name, path, load_xstorycloze(path, prompts))
     for path in _as_list(belebele):
-        add("belebele", Path(path).stem, path, load_belebele(path))
+        add("belebele", Path(path).stem, path, load_belebele(path, prompts))
     langs = _as_list(flores_langs)
     for path in _as_list(flores):
         if Path(path).is_dir():
@@ -1089,7 +1144,11 @@ def evaluate_all(
             results[key] = flores_perplexity(model, tokenizer, data, **options)
         else:
             results[key] = evaluate_multiple_choice(
-                model, tokenizer, data, **options
+                model,
+                tokenizer,
+                data,
+                add_bos=prompts == "harness",
+                **options,
             )
     return results
 
@@ -1185,6 +1244,14 @@ def _parser():
         "--device",
         default="cpu",
         help="torch device, e.g. cpu or cuda (default: cpu)",
+    )
+    parser.add_argument(
+        "--prompts",
+        choices=PROMPTS,
+        default="harness",
+        help="prompt formats: lm-evaluation-harness's, or the SENSIA "
+        "authors' run_eval.py (context and choice on two lines, no [bos]; "
+        "compare its numbers with acc) (default: harness)",
     )
     parser.add_argument(
         "--json",
@@ -1314,6 +1381,7 @@ def main(argv=None):
             max_length=args.max_length,
             device=device,
             progress=not args.no_progress,
+            prompts=args.prompts,
         )
     except (OSError, ValueError) as error:
         # BenchmarkFormatError is a ValueError; its message names file:line.

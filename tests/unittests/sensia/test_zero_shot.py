@@ -707,3 +707,47 @@ def test_module_runs_as_a_script_without_traceback(tmp_path):
     ):
         assert flag in help_text
     assert "default: 16" in help_text and "default: cpu" in help_text
+
+
+def test_authors_prompts_are_their_run_eval_formats(tmp_path, benchmark_files):
+    """jcblaisecruz02/sensia run_eval.py: "premise\\nhypothesis" (XCOPA),
+    "context\\nending" (XStoryCloze), "passage\\n\\nQ: q\\nA: answer"."""
+    (first, _) = load_xcopa(benchmark_files["xcopa"], prompts="authors")
+    assert first.context == XCOPA_IT[0]["premise"]
+    assert first.delimiter == "\n"
+    # Written as they are: no connector, no lower-casing.
+    assert first.choices == (XCOPA_IT[0]["choice1"], XCOPA_IT[0]["choice2"])
+    (story, _) = load_xstorycloze(
+        benchmark_files["xstorycloze"], prompts="authors"
+    )
+    harness = load_xstorycloze(benchmark_files["xstorycloze"])[0]
+    assert (story.context, story.choices) == (harness.context, harness.choices)
+    assert (story.delimiter, harness.delimiter) == ("\n", " ")
+    (item,) = load_belebele(benchmark_files["belebele"], prompts="authors")
+    assert item.context == (
+        "Le chat dort sur le tapis. Il fait beau.\n\nQ: Où dort le chat ?\nA:"
+    )
+    assert item.delimiter == " "
+    with pytest.raises(ValueError, match="prompts must be one of"):
+        load_belebele(benchmark_files["belebele"], prompts="lm-eval")
+
+
+def test_authors_prompts_score_without_bos_after_a_line_break(
+    tokenizer, benchmark_files
+):
+    model = tiny_model(seed=3)
+    results = evaluate_all(
+        model, tokenizer, xcopa=benchmark_files["xcopa"], prompts="authors"
+    )
+    items = load_xcopa(benchmark_files["xcopa"], prompts="authors")
+    hits = 0
+    for item in items:
+        context = tokenizer.encode(item.context)  # no [bos]
+        scores = [
+            hand_log_likelihood(model, context, tokenizer.encode("\n" + c))
+            for c in item.choices
+        ]
+        hits += max(range(2), key=scores.__getitem__) == item.label
+        got = score_choices(model, tokenizer, [item], add_bos=False)[0]
+        assert got == pytest.approx(scores, abs=1e-5)
+    assert results["xcopa:it"]["acc"] == hits / len(items)
