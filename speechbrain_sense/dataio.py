@@ -1,9 +1,11 @@
 """Data pipelines shared by the recipes: manifests in, features out.
 
 Every speech recipe here reads the CSV manifests of its prepare script
-into SpeechBrain ``DynamicItemDataset`` s and computes w2v-BERT features
+into SpeechBrain ``DynamicItemDataset`` s and computes the encoder's input
 from the audio inside the DataLoader workers, so the training thread only
-receives ready, per-utterance feature matrices.
+receives ready, per-utterance feature matrices: w2v-BERT fbank features,
+or an XLS-R encoder's normalised samples (:func:`encoder_features_class`
+picks by the encoder's ``model_type``).
 
 A clip that passed preparation can still fail to load in training (a disk
 or network filesystem error, a file replaced under the run). With
@@ -18,6 +20,9 @@ Authors
  * speechbrain-sense developers 2026
 """
 
+import json
+from pathlib import Path
+
 import speechbrain as sb
 from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.logger import get_logger
@@ -25,12 +30,85 @@ from speechbrain.utils.logger import get_logger
 from speechbrain_sense.audio import AudioReadError, load_audio
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.w2v_bert import W2VBertFeatures
+from speechbrain_sense.xls_r import XLSRFeatures
 
 logger = get_logger(__name__)
 
 SPLITS = ("train", "dev", "test")
 # The dynamic item saying why an utterance failed to load (None: it did not).
 LOAD_ERROR_KEY = "load_error"
+# The workers' input of each encoder, by its HuggingFace model_type.
+FEATURES_CLASSES = {
+    "wav2vec2-bert": W2VBertFeatures,  # w2v-BERT 2.0: [frames, 160] fbank
+    "wav2vec2": XLSRFeatures,  # XLS-R: [samples, 1] normalised samples
+}
+
+
+def encoder_model_type(source, cache_dir=None):
+    """The HuggingFace ``model_type`` of an encoder or SENSE model.
+
+    Arguments
+    ---------
+    source : str or Path
+        An exported SENSE model folder or a HuggingFace directory (their
+        ``config.json``), or a hub id (from the HuggingFace cache).
+    cache_dir : str, optional
+        HuggingFace cache directory.
+
+    Returns
+    -------
+    str or None
+        ``"wav2vec2-bert"``, ``"wav2vec2"`` ...
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_sense.testing.tiny_models import save_tiny_xls_r
+    >>> encoder_model_type(save_tiny_xls_r(tempfile.mkdtemp()))
+    'wav2vec2'
+    """
+    config = Path(source) / "config.json"
+    if config.is_file():
+        return json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(
+        str(source), cache_dir=cache_dir
+    ).model_type
+
+
+def encoder_features_class(source, cache_dir=None):
+    """What computes the encoder input of ``source`` from a waveform.
+
+    Arguments
+    ---------
+    source : str or Path
+        An exported SENSE model folder, a HuggingFace directory or a hub
+        id (:func:`encoder_model_type`).
+    cache_dir : str, optional
+        HuggingFace cache directory.
+
+    Returns
+    -------
+    type
+        :class:`~speechbrain_sense.w2v_bert.W2VBertFeatures` for w2v-BERT
+        2.0, :class:`~speechbrain_sense.xls_r.XLSRFeatures` for XLS-R.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
+    >>> encoder_features_class(save_tiny_w2v_bert(tempfile.mkdtemp())).__name__
+    'W2VBertFeatures'
+    """
+    model_type = encoder_model_type(source, cache_dir)
+    if model_type not in FEATURES_CLASSES:
+        raise ValueError(
+            f"{source} is a {model_type!r} model: the recipes compute the "
+            "input of w2v-BERT 2.0 ('wav2vec2-bert') and XLS-R ('wav2vec2') "
+            "encoders and SENSE models only"
+        )
+    return FEATURES_CLASSES[model_type]
 
 
 def manifest_datasets(csv_files, data_folder):
@@ -85,7 +163,7 @@ def audio_feature_pipeline(
     Arguments
     ---------
     encoder_source : str
-        The w2v-BERT / SENSE model directory or hub id (its feature
+        The w2v-BERT / XLS-R / SENSE model directory or hub id (its feature
         extractor's settings).
     sample_rate : int
         Rate the audio is resampled to.
@@ -101,17 +179,21 @@ def audio_feature_pipeline(
     features_class : type, optional
         What computes an utterance's encoder input from its waveform,
         built as ``features_class(encoder_source, cache_dir=...,
-        sample_rate=...)``: :class:`W2VBertFeatures` (default), or
-        :class:`speechbrain_sense.xls_r.XLSRFeatures` (samples, ``[T, 1]``).
+        sample_rate=...)``: :class:`W2VBertFeatures` or
+        :class:`speechbrain_sense.xls_r.XLSRFeatures` (samples,
+        ``[T, 1]``). Default: the one of the encoder's ``model_type``
+        (:func:`encoder_features_class`).
 
     Returns
     -------
     callable
         A SpeechBrain dynamic item taking ``wav`` and providing
-        ``features`` (``[frames, 160]``), ``num_frames`` and
-        ``load_error`` (``None``, or why the clip failed).
+        ``features`` (``[frames, 160]``, or ``[samples, 1]`` for XLS-R),
+        ``num_frames`` (their length) and ``load_error`` (``None``, or why
+        the clip failed).
     """
-    features_class = features_class or W2VBertFeatures
+    if features_class is None:
+        features_class = encoder_features_class(encoder_source, cache_dir)
     features = features_class(
         encoder_source, cache_dir=cache_dir, sample_rate=sample_rate
     )

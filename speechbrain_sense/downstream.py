@@ -3,13 +3,16 @@
 The SLU, speech translation and summarization recipes put a task head on
 the *frames* of a SENSE encoder rather than on its pooled embedding:
 
-* :class:`SenseFrameEncoder` loads the w2v-BERT encoder of an exported
-  SENSE model directory (``python -m speechbrain_sense.export``), or a plain
-  w2v-BERT 2.0 HuggingFace directory / hub id as the non-semantic
-  baseline, frozen or fine-tuned. It encodes precomputed fbank features
-  (computed in DataLoader workers by
-  :class:`speechbrain_sense.w2v_bert.W2VBertFeatures` from the same
-  directory) and returns frames with their exact counts.
+* :class:`SenseFrameEncoder` loads the encoder of an exported SENSE model
+  directory (``python -m speechbrain_sense.export``: a w2v-BERT 2.0
+  student, or an XLS-R one, the SAMU-XLSR baseline), or a plain w2v-BERT
+  2.0 / XLS-R HuggingFace directory or hub id as the non-semantic
+  baseline, frozen or fine-tuned. It encodes the input computed in
+  DataLoader workers from the same directory (fbank features by
+  :class:`speechbrain_sense.w2v_bert.W2VBertFeatures`, or normalised
+  samples by :class:`speechbrain_sense.xls_r.XLSRFeatures`, as
+  :func:`speechbrain_sense.dataio.encoder_features_class` picks) and
+  returns frames with their exact counts.
 * :class:`LengthAdaptor` shortens the 50 Hz frame sequence with strided
   1-D convolutions (GLU), so a CTC head or a text decoder sees a
   sequence closer to the length of its output, and keeps the counts
@@ -19,12 +22,13 @@ Authors
  * speechbrain-sense developers 2026
 """
 
-import json
 from pathlib import Path
 
 from torch import nn
 
+from speechbrain_sense.dataio import encoder_model_type
 from speechbrain_sense.w2v_bert import SenseW2VBert, frame_mask
+from speechbrain_sense.xls_r import SenseXLSR
 
 
 def is_sense_model_dir(source):
@@ -77,17 +81,20 @@ def is_sense_hub_model(source, savedir):
 
 
 class SenseFrameEncoder(nn.Module):
-    """The frame-level w2v-BERT encoder of a SENSE model.
+    """The frame-level encoder of a SENSE model (w2v-BERT 2.0 or XLS-R).
 
     Arguments
     ---------
-    encoder : SenseW2VBert
-        The encoder (its ``forward_features`` is used).
+    encoder : SenseW2VBert or SenseXLSR
+        The encoder (its ``forward_features`` is used; an XLS-R encoder's
+        ``output_frame_counts`` maps its input samples to frames).
     freeze : bool
         Keep the encoder's weights fixed (no gradients, eval mode).
     freeze_first_layers : int
         When fine-tuning, keep the feature projection and this many lower
-        Conformer layers fixed.
+        Conformer (Transformer, for XLS-R) layers fixed. XLS-R's
+        convolutional feature encoder stays fixed when its encoder says so
+        (``freeze_feature_extractor``, as in wav2vec 2.0 fine-tuning).
 
     Example
     -------
@@ -122,6 +129,9 @@ class SenseFrameEncoder(nn.Module):
         for module in trainable:
             for param in module.parameters():
                 param.requires_grad = True
+        if getattr(encoder, "freeze_feature_extractor", False):
+            for param in encoder.model.feature_extractor.parameters():
+                param.requires_grad = False
         masked_spec_embed = getattr(encoder.model, "masked_spec_embed", None)
         if masked_spec_embed is not None:
             # Downstream recipes do not use w2v-BERT's own SpecAugment.
@@ -139,14 +149,15 @@ class SenseFrameEncoder(nn.Module):
         savedir=None,
         output_norm=None,
     ):
-        """Loads an exported SENSE model or a w2v-BERT 2.0 model.
+        """Loads an exported SENSE model or a w2v-BERT 2.0 / XLS-R model.
 
         Arguments
         ---------
         source : str or Path
-            An exported SENSE model, as a directory or a hub id (its
-            ``hyperparams.yaml`` builds a ``SenseUtteranceEncoder``), or a
-            w2v-BERT 2.0 HuggingFace directory / hub id.
+            An exported SENSE model (w2v-BERT 2.0 or XLS-R student), as a
+            directory or a hub id (its ``hyperparams.yaml`` builds a
+            ``SenseUtteranceEncoder``), or a w2v-BERT 2.0 or XLS-R
+            (wav2vec 2.0) HuggingFace directory / hub id.
         freeze : bool
             Keep the encoder fixed.
         freeze_first_layers : int
@@ -154,10 +165,10 @@ class SenseFrameEncoder(nn.Module):
         savedir : str or Path, optional
             SpeechBrain's ``savedir`` for a SENSE model (links to the
             HuggingFace cache for a hub id; nothing for a local model, read
-            in place); the download folder for a w2v-BERT hub id.
+            in place); the download folder for a w2v-BERT / XLS-R hub id.
         output_norm : bool, optional
             Layer-normalise the frames. Defaults to what the SENSE model
-            was trained with; off for a plain w2v-BERT model.
+            was trained with; off for a plain w2v-BERT / XLS-R model.
 
         Returns
         -------
@@ -183,25 +194,30 @@ class SenseFrameEncoder(nn.Module):
                 else LocalStrategy.SYMLINK,
             )
             encoder = model.mods.embedding_model.encoder
-            if output_norm is not None:
+            if output_norm is not None and isinstance(encoder, SenseXLSR):
+                encoder.frame_norm = output_norm
+            elif output_norm is not None:
                 encoder.output_norm = output_norm
         else:
             config = Path(source) / "config.json"
-            if config.is_file():
-                model_type = json.loads(config.read_text()).get("model_type")
-                if model_type != "wav2vec2-bert":
-                    raise ValueError(
-                        f"{source} is neither an exported SENSE model "
-                        "(hyperparams.yaml + embedding_model.ckpt) nor a "
-                        f"w2v-BERT 2.0 model (its model_type is {model_type!r})"
-                    )
-            if savedir is None and not Path(source).is_dir():
+            if savedir is None and not config.is_file():
                 raise ValueError(
-                    f"{source} is not a local directory nor a SENSE hub "
-                    "model: pass savedir, the folder the w2v-BERT download "
-                    "is cached in"
+                    f"{source} is not a local model directory nor a SENSE "
+                    "hub model: pass savedir, the folder the w2v-BERT / "
+                    "XLS-R download is cached in"
                 )
-            encoder = SenseW2VBert(
+            model_type = encoder_model_type(source, cache_dir=savedir)
+            if model_type not in ("wav2vec2-bert", "wav2vec2"):
+                raise ValueError(
+                    f"{source} is neither an exported SENSE model "
+                    "(hyperparams.yaml + embedding_model.ckpt) nor a "
+                    "w2v-BERT 2.0 or XLS-R model (its model_type is "
+                    f"{model_type!r})"
+                )
+            encoder_class = (
+                SenseXLSR if model_type == "wav2vec2" else SenseW2VBert
+            )
+            encoder = encoder_class(
                 str(source),
                 save_path=str(savedir or source),
                 freeze=freeze,
@@ -233,23 +249,28 @@ class SenseFrameEncoder(nn.Module):
         return self
 
     def forward(self, features, frame_counts):
-        """Encodes right-padded fbank features.
+        """Encodes right-padded features (or XLS-R samples).
 
         Arguments
         ---------
         features : torch.Tensor
-            ``[B, T, 160]`` features from ``W2VBertFeatures``.
+            ``[B, T, 160]`` features from ``W2VBertFeatures``, or
+            ``[B, T, 1]`` samples from ``XLSRFeatures``.
         frame_counts : torch.Tensor
-            ``[B]`` real frames per utterance.
+            ``[B]`` real input frames (samples, for XLS-R) per utterance.
 
         Returns
         -------
         frames : torch.Tensor
-            ``[B, T, D]``; frames past a count are zero.
+            ``[B, T', D]``; frames past a count are zero.
         frame_counts : torch.Tensor
-            ``[B]`` the counts, on the frames' device.
+            ``[B]`` real output frames, on the frames' device.
         """
         frames = self.encoder.forward_features(features, frame_counts)
+        output_frame_counts = getattr(self.encoder, "output_frame_counts", None)
+        if output_frame_counts is not None:
+            # XLS-R: 320 samples a frame, after a 400-sample receptive field.
+            frame_counts = output_frame_counts(frame_counts)
         counts = frame_counts.to(frames.device)
         # Zeroed padding: a consumer that forgets the mask sees silence,
         # not the encoder's arbitrary padded outputs.

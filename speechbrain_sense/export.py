@@ -13,7 +13,9 @@ from a folder or from the Hub::
                                           the encoder's HuggingFace config
                                           and feature extractor are inline
                                           (template: the package's
-                                          hparams/sense_inference.yaml)
+                                          hparams/sense_inference.yaml, or
+                                          sense_inference_xls_r.yaml for
+                                          an XLS-R student)
     <model dir>/embedding_model.ckpt      encoder + head weights
     <model dir>/custom.py                 the classes the yaml builds
                                           (custom_module_source)
@@ -41,7 +43,10 @@ Two checkpoint layouts are accepted, found automatically:
   one ``CKPT+*`` folder, each holding ``student.ckpt``, the state dict of
   ``SenseStudent`` (``encoder.model.*``, ``head.*``). The encoder's
   HuggingFace directory and the head's ``projection`` come from the
-  recipe's ``hyperparams.yaml`` two levels up.
+  recipe's ``hyperparams.yaml`` two levels up. The encoder is w2v-BERT 2.0
+  (``hparams/sense.yaml`` ...) or XLS-R (``hparams/samu_xlsr.yaml``, the
+  SAMU-XLSR baseline); its config's ``model_type`` (``wav2vec2-bert`` or
+  ``wav2vec2``) picks the template.
 * the upstream SpeechBrain SENSE recipe: ``wav2vec2.ckpt`` (state dict of
   SpeechBrain's ``W2VBert``, keys ``model.*``) and ``model.ckpt`` (a
   ``ModuleList`` holding ``AttentionPooling``, keys
@@ -83,11 +88,17 @@ from speechbrain_sense.pooling import PROJECTIONS
 from speechbrain_sense.teachers import TRAINING_FILE
 
 TEMPLATE_NAME = "sense_inference.yaml"
+# The inference template of each encoder, by its HuggingFace model_type.
+TEMPLATES = {
+    "wav2vec2-bert": TEMPLATE_NAME,  # w2v-BERT 2.0 (SENSE)
+    "wav2vec2": "sense_inference_xls_r.yaml",  # XLS-R (SAMU-XLSR)
+}
 WEIGHTS_FILE = "embedding_model.ckpt"
 CUSTOM_FILE = "custom.py"
 # Bundled into custom.py, in this order: each imports only the ones before.
 CUSTOM_MODULES = (
     "speechbrain_sense.w2v_bert",
+    "speechbrain_sense.xls_r",
     "speechbrain_sense.long_form",
     "speechbrain_sense.pooling",
     "speechbrain_sense.pretrained",
@@ -184,17 +195,22 @@ def head_projection(state, projection=None):
     return projection
 
 
-def template_text():
-    """The inference hparams template shipped inside the package.
+def template_text(name=TEMPLATE_NAME):
+    """An inference hparams template shipped inside the package.
+
+    Arguments
+    ---------
+    name : str
+        A file of :data:`TEMPLATES` (default: w2v-BERT 2.0's).
 
     Returns
     -------
     str
-        ``speechbrain_sense/hparams/sense_inference.yaml``, read through
+        ``speechbrain_sense/hparams/<name>``, read through
         ``importlib.resources`` (so it is found in a wheel, a zip or an
         editable install alike).
     """
-    template = resources.files("speechbrain_sense") / "hparams" / TEMPLATE_NAME
+    template = resources.files("speechbrain_sense") / "hparams" / name
     return template.read_text(encoding="utf-8")
 
 
@@ -226,7 +242,7 @@ def _yaml_value(value):
     return " " + scalar.strip().removesuffix("...").strip()
 
 
-def fill_template(values, template=None):
+def fill_template(values, template=None, template_name=TEMPLATE_NAME):
     r"""The inference hparams with every ``!PLACEHOLDER`` filled in.
 
     Arguments
@@ -235,8 +251,12 @@ def fill_template(values, template=None):
         Top-level key -> value. Scalars are written inline, mappings (the
         HuggingFace configs) as indented block YAML under their key.
     template : str or Path, optional
-        A template file (default: the package's
-        ``hparams/sense_inference.yaml``).
+        A template file (default: the package's template
+        ``template_name``).
+    template_name : str
+        The packaged template used without ``template``: one of
+        :data:`TEMPLATES` (default: w2v-BERT 2.0's
+        ``sense_inference.yaml``).
 
     Returns
     -------
@@ -261,7 +281,7 @@ def fill_template(values, template=None):
     True
     """
     if template is None:
-        name, text = TEMPLATE_NAME, template_text()
+        name, text = template_name, template_text(template_name)
     else:
         name, text = str(template), Path(template).read_text(encoding="utf-8")
     for key, value in values.items():
@@ -299,11 +319,15 @@ def encoder_configs(encoder_source, cache_dir=None):
     Returns
     -------
     config : transformers.PretrainedConfig
-        The encoder's config.
+        The encoder's config: ``model_type`` ``"wav2vec2-bert"`` (w2v-BERT
+        2.0) or ``"wav2vec2"`` (XLS-R, with layer norm in its
+        convolutional encoder).
     extractor : transformers.FeatureExtractionMixin
         Its feature extractor.
     """
     from transformers import AutoConfig, AutoFeatureExtractor
+
+    from speechbrain_sense.xls_r import check_xls_r_config
 
     try:
         config = AutoConfig.from_pretrained(encoder_source, cache_dir=cache_dir)
@@ -316,13 +340,15 @@ def encoder_configs(encoder_source, cache_dir=None):
             f"{encoder_source!r} (give --encoder-source: a local directory "
             f"or a cached hub id): {error}"
         ) from error
-    if config.model_type != "wav2vec2-bert":
-        # The model folder's hyperparams.yaml builds a w2v-BERT encoder.
+    if config.model_type not in TEMPLATES:
+        # The model folder's hyperparams.yaml builds one of these encoders.
         raise ValueError(
             f"{encoder_source} is a {config.model_type} model: the export "
-            "writes w2v-BERT 2.0 students only (exporting the XLS-R student "
-            "of samu_xlsr.yaml is not supported yet)"
+            "writes w2v-BERT 2.0 (model_type 'wav2vec2-bert') and XLS-R "
+            "(model_type 'wav2vec2') students only"
         )
+    if config.model_type == "wav2vec2":
+        check_xls_r_config(config, encoder_source)
     return config, extractor
 
 
@@ -484,10 +510,12 @@ def export_student(
     Arguments
     ---------
     state : dict
-        ``SenseStudent`` state dict (``encoder.model.*``, ``head.*``).
+        ``SenseStudent`` state dict (``encoder.model.*``, ``head.*``) of
+        a w2v-BERT 2.0 or an XLS-R student.
     encoder_source : str
         HuggingFace directory or cached hub id of the encoder (for its
-        config and feature extractor; its weights are not used).
+        config and feature extractor; its weights are not used). Its
+        ``model_type`` picks the template (:data:`TEMPLATES`).
     out_dir : str or Path
         Model directory (created; existing files are replaced).
     projection : str, optional
@@ -543,12 +571,14 @@ def export_student(
             "feature_extractor_config": extractor_config,
             "embedding_dim": embedding_dim,
             "projection": projection,
-        }
+        },
+        template_name=TEMPLATES[config.model_type],
     )
     (out_dir / "hyperparams.yaml").write_text(text, encoding="utf-8")
     (out_dir / CUSTOM_FILE).write_text(custom_module_source(), "utf-8")
     # Not read to load the model: downstream recipes compute features
-    # with W2VBertFeatures(<model folder or hub id>), which reads them.
+    # with W2VBertFeatures or XLSRFeatures(<model folder or hub id>), as
+    # config.json's model_type says, which read them.
     config.save_pretrained(out_dir)
     extractor.save_pretrained(out_dir)
     torch.save(
@@ -623,6 +653,32 @@ def _minimal_card():
         'pymodule_file="custom.py", classname="SenseEncoderInterface")` or '
         "`speechbrain_sense.inference.SenseEncoder.from_hparams(source)`.\n"
     )
+
+
+def _architecture(state):
+    """The encoder architecture of a ``SenseStudent`` state dict.
+
+    Arguments
+    ---------
+    state : dict
+        The state dict.
+
+    Returns
+    -------
+    str
+        ``"XLS-R (wav2vec 2.0)"`` when it has wav2vec 2.0's convolutional
+        feature encoder, else ``"w2v-BERT 2.0"``.
+
+    Example
+    -------
+    >>> key = "encoder.model.feature_extractor.conv_layers.0.conv.weight"
+    >>> _architecture({key: None}), _architecture({})
+    ('XLS-R (wav2vec 2.0)', 'w2v-BERT 2.0')
+    """
+    prefix = "encoder.model.feature_extractor.conv_layers."
+    if any(key.startswith(prefix) for key in state):
+        return "XLS-R (wav2vec 2.0)"
+    return "w2v-BERT 2.0"
 
 
 def _public(value):
@@ -727,7 +783,7 @@ def _common_voice_dataset(data_folder):
     return f"mozilla-foundation/common_voice_{match[1]}_{match[2]}"
 
 
-def _front_matter(repo_id, facts, test, meta):
+def _front_matter(repo_id, facts, test, meta, encoder_tag="w2v-bert"):
     """The model card's Hub metadata block (``---`` YAML ``---``).
 
     Arguments
@@ -740,6 +796,8 @@ def _front_matter(repo_id, facts, test, meta):
         ``test_metrics.json`` of the recipe (language -> metrics).
     meta : dict
         The checkpoint's ``CKPT.yaml`` (dev ``R@1``).
+    encoder_tag : str
+        The encoder's Hub tag (``"w2v-bert"``, ``"xls-r"``).
 
     Returns
     -------
@@ -754,7 +812,7 @@ def _front_matter(repo_id, facts, test, meta):
         "tags": [
             "speechbrain",
             "sense",
-            "w2v-bert",
+            encoder_tag,
             "speech-embeddings",
             "speech-retrieval",
         ],
@@ -895,7 +953,13 @@ def model_card(
     if "teacher_dim" in facts:
         teacher += f", {facts['teacher_dim']}-d"
     lines = [
-        _front_matter(repo_id, facts, test, meta),
+        _front_matter(
+            repo_id,
+            facts,
+            test,
+            meta,
+            "xls-r" if _architecture(state).startswith("XLS-R") else "w2v-bert",
+        ),
         "# SENSE speech encoder",
         "",
         "A semantic speech encoder (SENSE, arXiv 2509.12093): the utterance "
@@ -904,7 +968,8 @@ def model_card(
         "",
         "| | |",
         "|---|---|",
-        f"| encoder | w2v-BERT 2.0 architecture, {encoder_dim}-d frames "
+        f"| encoder | {_architecture(state)} architecture, "
+        f"{encoder_dim}-d frames "
         f"({_public(facts.get('encoder_source', 'source unknown'))}) |",
         f"| head | {head}, L2-normalised, {embedding_dim}-d |",
         f"| parameters | {parameters / 1e6:.2f}M |",

@@ -3,11 +3,12 @@
 An exported model folder (:mod:`speechbrain_sense.export`) is meant to
 load with nothing but SpeechBrain installed. Its ``hyperparams.yaml``
 names its classes as ``custom.<Name>``, and its ``custom.py`` is this
-module bundled with the two it builds on (:mod:`speechbrain_sense.w2v_bert`
-and :mod:`speechbrain_sense.pooling`, see
-:func:`speechbrain_sense.export.custom_module_source`). These three
-modules therefore import only PyTorch, NumPy, transformers and
-SpeechBrain, and each other.
+module bundled with those it builds on (:mod:`speechbrain_sense.w2v_bert`,
+:mod:`speechbrain_sense.xls_r`, :mod:`speechbrain_sense.long_form` and
+:mod:`speechbrain_sense.pooling`, see
+:func:`speechbrain_sense.export.custom_module_source`). These modules
+therefore import only PyTorch, NumPy, transformers and SpeechBrain, and
+each other.
 
 Loading:
 
@@ -41,13 +42,17 @@ The pieces:
   inline; its raw-waveform ``forward`` computes the features with the same
   :class:`~speechbrain_sense.w2v_bert.W2VBertFbank` as the training
   DataLoader workers, so inference sees exactly the training inputs.
+* :class:`XLSRFromConfig`: the same for an XLS-R (wav2vec 2.0) student,
+  the SAMU-XLSR baseline: its raw-waveform ``forward`` normalises each
+  utterance over its own samples, as
+  :class:`~speechbrain_sense.xls_r.XLSRFeatures` did in training.
 * :class:`SenseUtteranceEncoder`: encoder + :class:`SenseEmbeddingHead`,
   with the same parameter names as the training-time ``SenseStudent``, so
   a recipe's ``student.ckpt`` is its state dict as is. It maps padded
   waveforms and SpeechBrain relative lengths to ``[B, 1, D]`` embeddings.
 * :class:`PassThrough` for the ``compute_features`` and ``mean_var_norm``
-  slots that ``EncoderClassifier.encode_batch`` calls: w2v-BERT computes
-  (and normalises) its own features.
+  slots that ``EncoderClassifier.encode_batch`` calls: both encoders
+  compute (and normalise) their own input.
 * :class:`SenseEncoderInterface`: ``EncoderClassifier`` plus
   ``encode_frames`` and ``attention_weights``.
 
@@ -77,6 +82,7 @@ from speechbrain_sense.w2v_bert import (
     vectorized_fbank,
     w2v_bert_frame_count,
 )
+from speechbrain_sense.xls_r import SenseXLSR, check_xls_r_config
 
 # The module name the exported hyperparams.yaml gives these classes.
 CUSTOM_MODULE = "custom"
@@ -202,6 +208,82 @@ class W2VBertFromConfig(SenseW2VBert):
         self.fbank = vectorized_fbank(self.feature_extractor)
 
 
+class XLSRFromConfig(SenseXLSR):
+    """A frozen XLS-R ``SenseXLSR`` built from its HuggingFace configs.
+
+    The XLS-R counterpart of :class:`W2VBertFromConfig`: the exported
+    model's yaml holds the configs, its checkpoint the weights, so nothing
+    is downloaded. ``forward`` on raw waveforms and ``forward_features``
+    are the training code.
+
+    Arguments
+    ---------
+    config : dict
+        The encoder's HuggingFace ``config.json`` (``model_type``
+        ``"wav2vec2"``).
+    feature_extractor : dict
+        Its ``preprocessor_config.json``.
+    output_norm : bool
+        Layer-normalise each output frame over its features (as the
+        training encoder did).
+    init_weights : bool
+        Randomly initialise the weights (off: they are loaded right after).
+
+    Example
+    -------
+    >>> import json, tempfile
+    >>> from speechbrain_sense.testing.tiny_models import save_tiny_xls_r
+    >>> d = save_tiny_xls_r(tempfile.mkdtemp())
+    >>> encoder = XLSRFromConfig(
+    ...     json.loads((d / "config.json").read_text()),
+    ...     json.loads((d / "preprocessor_config.json").read_text()),
+    ...     init_weights=True,
+    ... )
+    >>> encoder(torch.randn(2, 16000), torch.tensor([1.0, 0.5])).shape
+    torch.Size([2, 49, 32])
+    """
+
+    def __init__(
+        self, config, feature_extractor, output_norm=False, init_weights=False
+    ):
+        import transformers
+
+        # Wav2Vec2.__init__ would download/load weights by source: skip it
+        # and set the attributes the forward methods read.
+        nn.Module.__init__(self)
+        config = dict(config)
+        model_type = config.pop("model_type", None)
+        if model_type != "wav2vec2":
+            raise ValueError(
+                f"expected an XLS-R config (model_type 'wav2vec2'), got "
+                f"model_type {model_type!r}"
+            )
+        self.config = transformers.AutoConfig.for_model(model_type, **config)
+        check_xls_r_config(self.config, "the exported XLS-R encoder")
+        skip_init = contextlib.nullcontext() if init_weights else None
+        with skip_init or _no_init_weights():
+            self.model = transformers.AutoModel.from_config(self.config)
+        extractor = dict(feature_extractor)
+        extractor_class = getattr(
+            transformers, extractor.pop("feature_extractor_type")
+        )
+        self.feature_extractor = extractor_class(**extractor)
+        self.sample_rate = self.feature_extractor.sampling_rate
+        self.normalize_input = bool(self.feature_extractor.do_normalize)
+        self.model.config.apply_spec_augment = False
+        # The lobe's own normalisations are off, as in training.
+        self.normalize_wav = False
+        self.output_norm = False
+        self.frame_norm = output_norm
+        self.output_all_hiddens = False
+        self.freeze = True
+        self.freeze_feature_extractor = True
+        self.freeze_model(self.model)
+        # No fbank: the input is samples, which long-form windows and the
+        # ONNX export (both on fbank features) do not handle.
+        self.fbank = None
+
+
 @register_checkpoint_hooks
 class SenseUtteranceEncoder(nn.Module):
     """Waveforms to SENSE utterance embeddings, SpeechBrain style.
@@ -211,7 +293,7 @@ class SenseUtteranceEncoder(nn.Module):
 
     Arguments
     ---------
-    encoder : SenseW2VBert
+    encoder : SenseW2VBert or SenseXLSR
         The speech encoder (raw-waveform ``forward(wavs, wav_lens)``).
     head : SenseEmbeddingHead
         Length-masked attentive pooling, projection, L2 normalisation.
@@ -295,8 +377,7 @@ LongFormEncoder`), and its stitched frames are pooled as one sequence,
             frame_counts
         )
 
-    @staticmethod
-    def frame_counts(wavs, wav_lens):
+    def frame_counts(self, wavs, wav_lens):
         """Real encoder frames of each padded waveform.
 
         Arguments
@@ -311,7 +392,12 @@ LongFormEncoder`), and its stitched frames are pooled as one sequence,
         torch.Tensor
             ``[B]`` long frame counts.
         """
-        return w2v_bert_frame_count(sample_counts(wav_lens, wavs.shape[1]))
+        samples = sample_counts(wav_lens, wavs.shape[1])
+        output_frame_counts = getattr(self.encoder, "output_frame_counts", None)
+        if output_frame_counts is not None:
+            # XLS-R: a 400-sample receptive field every 320 samples.
+            return output_frame_counts(samples)
+        return w2v_bert_frame_count(samples)
 
     def encode_frames(self, wavs, wav_lens=None):
         """Encoder frames of a batch and the number of real ones.
@@ -349,12 +435,12 @@ LongFormEncoder`), and its stitched frames are pooled as one sequence,
         if short:
             raise ValueError(
                 f"utterance(s) {short} of the batch are shorter than one "
-                "w2v-BERT frame (400 samples at 16 kHz)"
+                f"{self._encoder_name()} frame (400 samples at 16 kHz)"
             )
         longest = int(counts.max())
         long_form = self._long_form()
         if long_form is not None and longest > long_form.window:
-            if self.encoder.fbank is None:
+            if getattr(self.encoder, "fbank", None) is None:
                 raise ValueError(
                     f"an utterance of {longest} frames is longer than the "
                     f"long_form_window of {long_form.window}, and this "
@@ -370,6 +456,10 @@ LongFormEncoder`), and its stitched frames are pooled as one sequence,
         # [B, T] -> [B, T', D]
         frames = self.encoder(wavs, wav_lens)
         return frames, counts.to(frames.device)
+
+    def _encoder_name(self):
+        """``"XLS-R"`` or ``"w2v-BERT"``, for messages."""
+        return "XLS-R" if isinstance(self.encoder, SenseXLSR) else "w2v-BERT"
 
     def attention_weights(self, wavs, wav_lens=None):
         """Pooling weight of every frame.
@@ -590,7 +680,8 @@ class SenseEncoderInterface(EncoderClassifier):
         -------
         weights : torch.Tensor
             ``[B, T']`` float32, zero on padding, rows sum to one; frame
-            ``t`` covers samples ``[320 t, 320 t + 560)``.
+            ``t`` covers samples ``[320 t, 320 t + 560)`` (XLS-R:
+            ``[320 t, 320 t + 400)``).
         frame_counts : torch.Tensor
             ``[B]`` real frames per utterance.
         """

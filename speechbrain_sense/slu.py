@@ -36,7 +36,7 @@ from speechbrain.utils.logger import get_logger
 from torch import nn
 
 from speechbrain_sense.audio import AudioReadError, load_audio, resample
-from speechbrain_sense.dataio import manifest_datasets
+from speechbrain_sense.dataio import encoder_features_class, manifest_datasets
 from speechbrain_sense.downstream import LengthAdaptor
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.metrics.slu import (
@@ -44,7 +44,6 @@ from speechbrain_sense.metrics.slu import (
     TaggedTranscriptStats,
     is_tag,
 )
-from speechbrain_sense.w2v_bert import W2VBertFeatures
 
 logger = get_logger(__name__)
 
@@ -690,8 +689,8 @@ def dataio_prepare(
         The saved label encoder (written by
         :func:`prepare_label_encoder`).
     encoder_source : str
-        The w2v-BERT / SENSE model directory or hub id, for its feature
-        extractor's settings.
+        The w2v-BERT / XLS-R / SENSE model directory or hub id, for its
+        feature extractor's settings.
     sample_rate : int
         Rate the audio is resampled to.
     sorting : str
@@ -706,12 +705,14 @@ def dataio_prepare(
     """
     datasets = manifest_datasets(csv_files, data_folder)
     label_encoder = load_label_encoder(label_encoder_file)
-    features = W2VBertFeatures(encoder_source, sample_rate=sample_rate)
+    # W2VBertFeatures or XLSRFeatures, as the encoder's config says.
+    features_class = encoder_features_class(encoder_source)
+    features = features_class(encoder_source, sample_rate=sample_rate)
 
     @sb.utils.data_pipeline.takes("wav", "start", "stop", "channel")
     @sb.utils.data_pipeline.provides("features", "num_frames")
     def audio_pipeline(wav, start, stop, channel):
-        """Load one utterance's segment and compute its w2v-BERT features.
+        """Load one utterance's segment and compute its encoder input.
 
         Arguments
         ---------
@@ -727,9 +728,10 @@ def dataio_prepare(
         Yields
         ------
         features : torch.Tensor
-            Feature matrix, [frames, 160].
+            Feature matrix, [frames, 160] (w2v-BERT) or [samples, 1]
+            (XLS-R).
         num_frames : int
-            Number of feature frames.
+            Its length (frames, or samples).
         """
         waveform = load_segment(
             wav,

@@ -25,7 +25,11 @@ so such a model is refused.
 The "features" of an utterance are its normalised samples, ``[T, 1]``, and
 ``frame_counts`` are sample counts: :meth:`SenseXLSR.output_frame_counts`
 maps them to encoder frames (20 ms, a 400-sample receptive field every 320
-samples).
+samples). On raw padded waveforms (inference), :meth:`SenseXLSR.forward`
+normalises each utterance over its own samples exactly as
+:class:`XLSRFeatures` does, so an exported model
+(:class:`speechbrain_sense.pretrained.XLSRFromConfig`) embeds what the
+student embedded in training.
 
 Authors
  * speechbrain-sense developers 2026
@@ -34,7 +38,11 @@ Authors
 import torch
 from speechbrain.integrations.huggingface.wav2vec2 import Wav2Vec2
 
-from speechbrain_sense.w2v_bert import frame_mask
+from speechbrain_sense.w2v_bert import (
+    check_waveform_batch,
+    frame_mask,
+    sample_counts,
+)
 
 
 def normalized_waveform(waveform, eps=1e-7):
@@ -155,6 +163,50 @@ def xls_r_frame_count(num_samples):
     return (num_samples - RECEPTIVE_FIELD) // HOP + 1
 
 
+def check_xls_r_config(config, source):
+    """Refuses a wav2vec 2.0 model whose batched frames depend on padding.
+
+    Arguments
+    ---------
+    config : transformers.Wav2Vec2Config
+        The model's config.
+    source : str
+        Where it came from (for the message).
+
+    Raises
+    ------
+    ValueError
+        For group norm in the convolutional encoder (wav2vec2-base), or a
+        convolutional encoder other than the standard one (whose frame
+        counts :func:`xls_r_frame_count` would get wrong).
+
+    Example
+    -------
+    >>> from transformers import Wav2Vec2Config
+    >>> check_xls_r_config(Wav2Vec2Config(feat_extract_norm="layer"), "m")
+    >>> check_xls_r_config(Wav2Vec2Config(), "base")
+    Traceback (most recent call last):
+      ...
+    ValueError: base: feat_extract_norm='group' normalises over the padded batch's time axis, so batched embeddings would depend on padding; use a model with layer norm (XLS-R)
+    """
+    if config.feat_extract_norm != "layer":
+        raise ValueError(
+            f"{source}: feat_extract_norm={config.feat_extract_norm!r} "
+            "normalises over the padded batch's time axis, so batched "
+            "embeddings would depend on padding; use a model with layer "
+            "norm (XLS-R)"
+        )
+    if (
+        list(config.conv_kernel),
+        list(config.conv_stride),
+    ) != ([10, 3, 3, 3, 3, 2, 2], [5, 2, 2, 2, 2, 2, 2]):
+        raise ValueError(
+            f"{source}: not the standard wav2vec 2.0 convolutional "
+            f"encoder (kernels {config.conv_kernel}, strides "
+            f"{config.conv_stride})"
+        )
+
+
 class SenseXLSR(Wav2Vec2):
     """SpeechBrain's ``Wav2Vec2`` lobe on per-utterance normalised input.
 
@@ -207,23 +259,9 @@ class SenseXLSR(Wav2Vec2):
             freeze_feature_extractor=freeze_feature_extractor,
             apply_spec_augment=apply_spec_augment,
         )
-        config = self.model.config
-        if config.feat_extract_norm != "layer":
-            raise ValueError(
-                f"{source}: feat_extract_norm={config.feat_extract_norm!r} "
-                "normalises over the padded batch's time axis, so batched "
-                "embeddings would depend on padding; use a model with layer "
-                "norm (XLS-R)"
-            )
-        if (
-            list(config.conv_kernel),
-            list(config.conv_stride),
-        ) != ([10, 3, 3, 3, 3, 2, 2], [5, 2, 2, 2, 2, 2, 2]):
-            raise ValueError(
-                f"{source}: not the standard wav2vec 2.0 convolutional "
-                f"encoder (kernels {config.conv_kernel}, strides "
-                f"{config.conv_stride})"
-            )
+        check_xls_r_config(self.model.config, source)
+        self.normalize_input = bool(self.feature_extractor.do_normalize)
+        self.sample_rate = self.feature_extractor.sampling_rate
         # XLSRFeatures normalised each utterance over its own samples.
         self.normalize_wav = False
         self.frame_norm = output_norm
@@ -258,6 +296,60 @@ class SenseXLSR(Wav2Vec2):
         counts = torch.as_tensor(sample_counts)
         frames = (counts - RECEPTIVE_FIELD).div(HOP, rounding_mode="floor") + 1
         return frames.clamp(min=0)
+
+    def waveform_features(self, wav, wav_lens=None):
+        """Padded, per-utterance normalised input of padded waveforms.
+
+        Each utterance is cut to its real samples and normalised over
+        them alone (:func:`normalized_waveform`, as :class:`XLSRFeatures`
+        in training), so its input does not depend on the batch's padding.
+
+        Arguments
+        ---------
+        wav : torch.Tensor
+            ``[B, T]`` padded 16 kHz waveforms.
+        wav_lens : torch.Tensor, optional
+            ``[B]`` lengths relative to ``T`` (default: all 1).
+
+        Returns
+        -------
+        features : torch.Tensor
+            ``[B, T, 1]`` zero-padded samples.
+        sample_counts : torch.Tensor
+            ``[B]`` real samples per utterance.
+        """
+        check_waveform_batch(wav, wav_lens)
+        if wav_lens is None:
+            wav_lens = torch.ones(len(wav))
+        samples = sample_counts(wav_lens, wav.shape[1])
+        waveforms = []
+        for w, n in zip(wav, samples):
+            w = w[: int(n)].float()
+            waveforms.append(
+                normalized_waveform(w) if self.normalize_input else w
+            )
+        # [B] x [T_i] -> [B, T] -> [B, T, 1]
+        padded = torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True)
+        return padded[..., None], samples
+
+    def forward(self, wav, wav_lens=None):
+        """Encodes raw, padded waveforms (inference).
+
+        Arguments
+        ---------
+        wav : torch.Tensor
+            ``[B, T]`` padded 16 kHz waveforms.
+        wav_lens : torch.Tensor, optional
+            ``[B]`` lengths relative to ``T`` (default: all 1).
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, T', D]`` frames; those past an utterance's
+            :func:`xls_r_frame_count` are padding.
+        """
+        features, samples = self.waveform_features(wav, wav_lens)
+        return self.forward_features(features, samples)
 
     def forward_features(self, features, frame_counts):
         """Encodes right-padded, normalised waveforms.

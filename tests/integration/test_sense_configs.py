@@ -293,17 +293,50 @@ def test_samu_xlsr_recipe_trains_from_the_manifests(
     assert any(k.startswith("encoder.model.feature_extractor") for k in state)
 
 
-def test_an_xls_r_student_is_not_exported_as_a_w2v_bert_one(
-    tmp_path, tiny_xls_r_dir
+def test_an_xls_r_student_exports_and_embeds_as_trained(
+    tmp_path, tiny_xls_r_dir, tiny_labse_dir
 ):
-    from speechbrain_sense.export import export_student
-    from speechbrain_sense.pooling import SenseEmbeddingHead
-    from speechbrain_sense.student import SenseStudent
-    from speechbrain_sense.xls_r import SenseXLSR
+    """samu_xlsr.yaml's student, trained two steps and checkpointed by the
+    recipe's checkpointer, exports as an XLS-R model that embeds raw padded
+    waveforms as the student embeds the workers' input."""
+    from speechbrain_sense.export import export_model
+    from speechbrain_sense.inference import SenseEncoder, pad_waveforms
+    from speechbrain_sense.pretrained import XLSRFromConfig
+    from speechbrain_sense.xls_r import XLSRFeatures
 
-    source = str(tiny_xls_r_dir)
-    student = SenseStudent(
-        SenseXLSR(source, save_path=source), SenseEmbeddingHead(32, 16)
+    brain, h = build("samu_xlsr.yaml", tmp_path, tiny_xls_r_dir, tiny_labse_dir)
+    student = brain.modules.student
+    featurize = XLSRFeatures(tiny_xls_r_dir)
+    generator = torch.Generator().manual_seed(0)
+    waves = [0.1 * torch.randn(n, generator=generator) for n in (9000, 16000)]
+    inputs = [featurize(w) for w in waves]
+    brain.on_fit_start()
+    student.train()
+    for _ in range(2):
+        batch = xls_r_batch(inputs, h["teacher_dim"])
+        assert torch.isfinite(brain.fit_batch(batch))
+    brain.checkpointer.save_checkpoint()
+
+    model_dir = export_model(
+        tmp_path / "out" / "save",
+        tmp_path / "model",
+        encoder_source=str(tiny_xls_r_dir),
     )
-    with pytest.raises(ValueError, match="wav2vec2 model: the export"):
-        export_student(student.state_dict(), source, tmp_path / "m")
+    card = (model_dir / "README.md").read_text()
+    assert "XLS-R (wav2vec 2.0) architecture" in card
+    assert "- xls-r\n" in card and "w2v-bert" not in card
+    model = SenseEncoder.from_hparams(
+        str(model_dir), savedir=str(tmp_path / "fetched")
+    )
+    assert isinstance(model.mods.embedding_model.encoder, XLSRFromConfig)
+    assert model.mods.embedding_model.head.projection_type == "linear_tanh"
+    padded, lens = pad_waveforms(waves)
+    emb = model.encode_batch(padded, lens)
+
+    student.eval()
+    counts = torch.tensor([len(x) for x in inputs])
+    with torch.no_grad():
+        expected = student(
+            torch.nn.utils.rnn.pad_sequence(inputs, batch_first=True), counts
+        )
+    torch.testing.assert_close(emb[:, 0], expected, atol=1e-5, rtol=0)

@@ -43,6 +43,7 @@ from speechbrain.utils.logger import get_logger
 from speechbrain_sense.data import synthesize_if_empty
 from speechbrain_sense.dataio import (
     audio_feature_pipeline,
+    encoder_features_class,
     manifest_datasets,
 )
 from speechbrain_sense.distributed import ddp_destroy_group
@@ -52,6 +53,7 @@ from speechbrain_sense.metrics.summarization import (
     rouge_scores,
 )
 from speechbrain_sense.seq2seq import TransformerTextDecoder
+from speechbrain_sense.w2v_bert import W2VBertFeatures
 
 logger = get_logger(__name__)
 
@@ -277,10 +279,20 @@ def dataio_prepare(hparams):
     """Datasets of the three splits; features are computed in workers."""
     # [T, 160] features of the whole talk; windows are cut from them on
     # the device.
+    features = encoder_features_class(
+        hparams["encoder_source"], hparams["pretrained_cache"]
+    )
+    if features is not W2VBertFeatures:
+        raise ValueError(
+            f"{hparams['encoder_source']} reads {features.__name__} input: "
+            "this recipe windows w2v-BERT fbank frames, so it takes w2v-BERT "
+            "(SENSE) models only, not XLS-R ones"
+        )
     audio_pipeline = audio_feature_pipeline(
         hparams["encoder_source"],
         sample_rate=hparams["sample_rate"],
         cache_dir=hparams["pretrained_cache"],
+        features_class=W2VBertFeatures,
     )
     datasets = manifest_datasets(
         manifest_files(hparams), hparams["data_folder"]

@@ -1,0 +1,122 @@
+"""A downstream recipe on an exported XLS-R SENSE model (SAMU-XLSR row).
+
+The CoVoST 2 speech translation recipe runs as a user runs it
+(``python train.py hparams/st_tiny.yaml`` in a subprocess) for one epoch
+with ``--encoder_source`` an exported tiny XLS-R student: its workers
+compute XLS-R input (normalised samples) and its encoder maps sample
+counts to frames, as with a w2v-BERT 2.0 model.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from speechbrain_sense.data.synthetic_covost import make_synthetic_covost
+from speechbrain_sense.export import export_student
+from speechbrain_sense.pooling import SenseEmbeddingHead
+from speechbrain_sense.student import SenseStudent
+from speechbrain_sense.testing.tiny_models import save_tiny_xls_r
+from speechbrain_sense.xls_r import SenseXLSR
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes/CoVoST2/ST"
+LANGUAGES = ["fa", "et"]
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def xls_r_sense_dir(tmp_path_factory):
+    source = str(save_tiny_xls_r(tmp_path_factory.mktemp("xls_r")))
+    torch.manual_seed(0)
+    student = SenseStudent(
+        SenseXLSR(source, save_path=source), SenseEmbeddingHead(32, 16)
+    )
+    out = tmp_path_factory.mktemp("xls_r_sense")
+    return export_student(student.state_dict(), source, out)
+
+
+def test_st_recipe_trains_on_an_exported_xls_r_model(xls_r_sense_dir, tmp_path):
+    corpus = tmp_path / "covost"
+    make_synthetic_covost(corpus, LANGUAGES, 10, seed=7, split=(0.6, 0.2, 0.2))
+    out = tmp_path / "exp"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "hparams/st_tiny.yaml",
+            f"--data_folder={corpus}",
+            f"--output_folder={out}",
+            f"--languages=[{', '.join(LANGUAGES)}]",
+            "--number_of_epochs=1",
+            "--num_workers=0",
+            "--max_batch_seconds=20",
+            "--precision=fp32",
+            "--skip_bad_rows=False",
+            f"--encoder_source={xls_r_sense_dir}",
+            "--encoder_dim=32",
+            "--freeze_encoder=True",
+            "--vocab_size=40",
+            "--d_model=32",
+            "--max_decode_steps=12",
+            "--beam_size=2",
+            "--valid_search_interval=1",
+        ],
+        cwd=RECIPE,
+        env=dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    assert "epoch: 1" in (out / "train_log.txt").read_text()
+    scores = json.loads((out / "test_bleu.json").read_text())
+    assert scores["all"]["count"] == 4
+    with open(out / "test_translations.tsv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    assert len(rows) == 4
+    assert all(len(r["hypothesis"].split()) <= 12 for r in rows)
+
+
+def test_slue_ner_recipe_trains_on_an_exported_xls_r_model(
+    xls_r_sense_dir, tmp_path
+):
+    """The SLU recipes' features come from speechbrain_sense.slu."""
+    from speechbrain_sense.data.synthetic_slu import (
+        make_synthetic_slue_voxpopuli,
+    )
+
+    root = tmp_path / "slue"
+    per_split = {"fine-tune": 8, "dev": 4, "test": 2}
+    make_synthetic_slue_voxpopuli(root, per_split, seed=2)
+    out = tmp_path / "ner"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "hparams/ner_tiny.yaml",
+            f"--data_folder={root}",
+            f"--output_folder={out}",
+            f"--sense_model={xls_r_sense_dir}",
+            "--number_of_epochs=1",
+            "--freeze_encoder=True",
+        ],
+        cwd=RECIPE.parents[1] / "SLUE-VoxPopuli/NER",
+        env=dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    train_log = (out / "train_log.txt").read_text()
+    assert "epoch: 1" in train_log and "test NEER" in train_log
+    metrics = json.loads((out / "test_metrics.json").read_text())
+    with open(out / "save" / "test.csv", encoding="utf-8") as f:
+        assert metrics["utterances"] == len(list(csv.DictReader(f))) > 0
