@@ -137,6 +137,46 @@ def _no_init_weights():
     return no_init_weights()
 
 
+def _model_from_configs(config, feature_extractor, model_type, init_weights):
+    """A HuggingFace model and feature extractor from their config dicts.
+
+    Arguments
+    ---------
+    config : dict
+        ``config.json``, whose ``model_type`` must be ``model_type``.
+    feature_extractor : dict
+        ``preprocessor_config.json`` (with ``feature_extractor_type``).
+    model_type : str
+        The expected ``model_type``.
+    init_weights : bool
+        Randomly initialise the weights (off: they are loaded right after).
+
+    Returns
+    -------
+    config : transformers.PretrainedConfig
+    model : transformers.PreTrainedModel
+    extractor : transformers.FeatureExtractionMixin
+    """
+    import transformers
+
+    config = dict(config)
+    found = config.pop("model_type", None)
+    if found != model_type:
+        raise ValueError(
+            f"expected a config with model_type {model_type!r}, got "
+            f"model_type {found!r}"
+        )
+    config = transformers.AutoConfig.for_model(model_type, **config)
+    skip_init = contextlib.nullcontext() if init_weights else None
+    with skip_init or _no_init_weights():
+        model = transformers.AutoModel.from_config(config)
+    extractor = dict(feature_extractor)
+    extractor_class = getattr(
+        transformers, extractor.pop("feature_extractor_type")
+    )
+    return config, model, extractor_class(**extractor)
+
+
 class W2VBertFromConfig(SenseW2VBert):
     """A frozen :class:`SenseW2VBert` built from its HuggingFace configs.
 
@@ -178,27 +218,12 @@ class W2VBertFromConfig(SenseW2VBert):
     def __init__(
         self, config, feature_extractor, output_norm=False, init_weights=False
     ):
-        import transformers
-
         # W2VBert.__init__ would download/load weights by source: skip it
         # and set the attributes its forward methods read.
         nn.Module.__init__(self)
-        config = dict(config)
-        model_type = config.pop("model_type", None)
-        if model_type != "wav2vec2-bert":
-            raise ValueError(
-                f"expected a w2v-BERT config (model_type 'wav2vec2-bert'), "
-                f"got model_type {model_type!r}"
-            )
-        self.config = transformers.AutoConfig.for_model(model_type, **config)
-        skip_init = contextlib.nullcontext() if init_weights else None
-        with skip_init or _no_init_weights():
-            self.model = transformers.AutoModel.from_config(self.config)
-        extractor = dict(feature_extractor)
-        extractor_class = getattr(
-            transformers, extractor.pop("feature_extractor_type")
+        self.config, self.model, self.feature_extractor = _model_from_configs(
+            config, feature_extractor, "wav2vec2-bert", init_weights
         )
-        self.feature_extractor = extractor_class(**extractor)
         self.sample_rate = self.feature_extractor.sampling_rate
         self.model.config.apply_spec_augment = False
         self.output_norm = output_norm
@@ -246,28 +271,13 @@ class XLSRFromConfig(SenseXLSR):
     def __init__(
         self, config, feature_extractor, output_norm=False, init_weights=False
     ):
-        import transformers
-
         # Wav2Vec2.__init__ would download/load weights by source: skip it
         # and set the attributes the forward methods read.
         nn.Module.__init__(self)
-        config = dict(config)
-        model_type = config.pop("model_type", None)
-        if model_type != "wav2vec2":
-            raise ValueError(
-                f"expected an XLS-R config (model_type 'wav2vec2'), got "
-                f"model_type {model_type!r}"
-            )
-        self.config = transformers.AutoConfig.for_model(model_type, **config)
-        check_xls_r_config(self.config, "the exported XLS-R encoder")
-        skip_init = contextlib.nullcontext() if init_weights else None
-        with skip_init or _no_init_weights():
-            self.model = transformers.AutoModel.from_config(self.config)
-        extractor = dict(feature_extractor)
-        extractor_class = getattr(
-            transformers, extractor.pop("feature_extractor_type")
+        self.config, self.model, self.feature_extractor = _model_from_configs(
+            config, feature_extractor, "wav2vec2", init_weights
         )
-        self.feature_extractor = extractor_class(**extractor)
+        check_xls_r_config(self.config, "the exported XLS-R encoder")
         self.sample_rate = self.feature_extractor.sampling_rate
         self.normalize_input = bool(self.feature_extractor.do_normalize)
         self.model.config.apply_spec_augment = False
