@@ -33,6 +33,7 @@ __all__ = [
     "read_moses",
     "read_parallel",
     "read_tsv_pairs",
+    "utf8_lines",
 ]
 
 FORMATS = ("tsv", "moses", "manythings")
@@ -83,14 +84,33 @@ def normalize_sentence(text):
     return re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
 
 
-def _lines(path):
-    """Yields ``(line_number, text)``; undecodable bytes name file:line."""
+def utf8_lines(path, error_class=None):
+    """Yields ``(line_number, text)`` of a UTF-8 text file.
+
+    A byte order mark before the first line is dropped, and so are line
+    ends.
+
+    Arguments
+    ---------
+    path : str or Path
+        The file.
+    error_class : type, optional
+        The ``ValueError`` subclass raised for bytes that are not UTF-8
+        (default :class:`ParallelFormatError`); its message starts with
+        ``file:line``.
+
+    Yields
+    ------
+    (int, str)
+        The line number (from 1) and the line.
+    """
+    error_class = error_class or ParallelFormatError
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise ParallelFormatError(
+                raise error_class(
                     f"{path}:{number}: not valid UTF-8 ({error.reason} at "
                     f"byte {error.start})"
                 ) from None
@@ -127,7 +147,7 @@ def read_tsv_pairs(path, src_field=0, tgt_field=1, num_fields=2):
     """
     accepted = (num_fields,) if isinstance(num_fields, int) else num_fields
     pairs = []
-    for number, line in _lines(path):
+    for number, line in utf8_lines(path):
         if not line.strip():
             continue
         fields = line.split("\t")
@@ -185,8 +205,8 @@ def read_moses(src_path, tgt_path):
         When the files have different numbers of lines; the message names
         the first line that has no counterpart.
     """
-    src = list(_lines(src_path))
-    tgt = list(_lines(tgt_path))
+    src = list(utf8_lines(src_path))
+    tgt = list(utf8_lines(tgt_path))
     if len(src) != len(tgt):
         longer, n = (
             (src_path, len(tgt))

@@ -66,6 +66,8 @@ from pathlib import Path
 
 import torch
 
+from speechbrain_sense.sensia.parallel_data import utf8_lines
+
 __all__ = [
     "PROMPTS",
     "TARGET_DELIMITER",
@@ -503,18 +505,7 @@ def _non_empty(items, path):
 
 def _lines(path):
     """Yields ``(line_number, text)``; undecodable bytes name file:line."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise BenchmarkFormatError(
-                    f"{path}:{number}: not valid UTF-8 ({error.reason} at "
-                    f"byte {error.start})"
-                ) from None
-            if number == 1:
-                text = text.removeprefix("\ufeff")
-            yield number, text.rstrip("\r\n")
+    return utf8_lines(path, BenchmarkFormatError)
 
 
 def _jsonl_records(path):
