@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from speechbrain.core import Stage
 
 from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
+from speechbrain_sense.testing import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sense_ddp_step import build_brain, random_batch  # noqa: E402
@@ -171,12 +171,6 @@ def test_a_clip_that_fails_to_load_in_training_is_skipped_and_reported(
     assert "more than max_load_failures=0" in output, output[-3000:]
     assert f"{utterance}: {clip}" in output
     assert "DataLoader worker" not in output
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_ddp_two_processes_gloo(corpus, tmp_path):

@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain_sense.backpack import BackpackConfig, BackpackLM
 from speechbrain_sense.backpack.language_modeling import warmup_linear
 from speechbrain_sense.backpack.tokenizer import BackpackTokenizer
+from speechbrain_sense.testing import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -33,19 +33,6 @@ NOUNS = "cat dog house tree water book car city river bird".split()
 NOMS = "chat chien maison arbre eau livre voiture ville fleuve oiseau".split()
 ADJECTIVES = "green small big old new blue".split()
 ADJECTIFS = "vert petit grand vieux nouveau bleu".split()
-
-
-def free_port():
-    """Asks the OS for a free TCP port.
-
-    Returns
-    -------
-    int
-        A port nothing listens on.
-    """
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def sentence_pair(rng):

@@ -5,7 +5,6 @@ the recipe runs with ``data_format: shards``."""
 import copy
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from speechbrain_sense.streaming import (
     stream_batches_seen,
 )
 from speechbrain_sense.student import SenseStudent
+from speechbrain_sense.testing import free_port
 from speechbrain_sense.w2v_bert import SenseW2VBert, W2VBertFeatures
 
 HERE = Path(__file__).resolve().parent
@@ -33,12 +33,6 @@ from shard_stream_rank import STREAM_OPTIONS  # noqa: E402
 from test_sense_recipe import run_recipe, tiny_overrides  # noqa: E402
 
 pytestmark = pytest.mark.integration
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ratios_file(corpus):

@@ -9,7 +9,6 @@ little in two epochs: the tests check the pipeline and its reports.
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from speechbrain_sense.data.synthetic_slu import (
     make_synthetic_slue_voxpopuli,
 )
 from speechbrain_sense.metrics.slu import f1_from_counts, format_tagged
+from speechbrain_sense.testing import free_port
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 NER = RECIPES / "SLUE-VoxPopuli/NER"
@@ -211,12 +211,6 @@ def test_full_scale_hparams_load(
     assert hparams["synthetic_corpus"] is None
     head = hparams["head"]
     assert head.adaptor.output_dim == hparams["adaptor_dim"]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_slue_ner_ddp_two_processes(slue_corpus, sense_model_dir, tmp_path):

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from speechbrain_sense.data.synthetic_covost import (
     parallel_sentences,
 )
 from speechbrain_sense.manifests import read_manifest
+from speechbrain_sense.testing import free_port
 from speechbrain_sense.testing.tiny_text_models import save_tiny_mbart50
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/CoVoST2/ST"
@@ -480,12 +480,6 @@ def test_two_epochs_beam_search_and_bleu_report(
     assert "Going into epoch 3" in log and "Going into epoch 1" not in log
     lrs = re.findall(r"epoch: \d+, lr: ([0-9.e+-]+)", train_log_text(out))
     assert len(lrs) == 3 and float(lrs[0]) < float(lrs[1]) < float(lrs[2])
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_ddp_two_processes_report_every_utterance_once(

@@ -1,7 +1,6 @@
 """``ddp_destroy_group`` closes an open process group, and only then; a
 multi-rank run then ends its process without interpreter finalisation."""
 
-import socket
 import subprocess
 import sys
 import textwrap
@@ -9,19 +8,7 @@ import textwrap
 import torch.distributed as dist
 
 from speechbrain_sense.distributed import ddp_destroy_group
-
-
-def free_port():
-    """Asks the OS for a free TCP port.
-
-    Returns
-    -------
-    int
-        A port nothing listens on.
-    """
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from speechbrain_sense.testing import free_port
 
 
 def test_destroys_an_open_group_once():

@@ -4,7 +4,6 @@ import hashlib
 import json
 import logging
 import pickle
-import socket
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ from speechbrain_sense.teacher_cache import (
     normalize_text,
 )
 from speechbrain_sense.teachers import CallableSentenceEncoder
+from speechbrain_sense.testing import free_port
 
 DIM = 8
 TEXTS = [
@@ -350,12 +350,6 @@ def test_pickled_before_build(tmp_path):
 # --------------------------------------------------------------------------
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank, world, port, cache_dir, out_dir, rounds):
     torch.distributed.init_process_group(
         "gloo",
@@ -384,7 +378,7 @@ def _spawn(tmp_path, rounds, world=2):
         _ddp_worker,
         args=(
             world,
-            _free_port(),
+            free_port(),
             str(tmp_path / "cache"),
             str(out_dir),
             rounds,
