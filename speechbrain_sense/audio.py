@@ -142,12 +142,70 @@ def load_audio(path, sample_rate=16000):
             str(path), dtype="float32", always_2d=True
         )
     except Exception as error:  # libsndfile raises several types
-        raise _read_failure(path, "decode", error) from error
+        failure = _read_failure(path, "decode", error)
+        if isinstance(failure, EmptyAudioError) or not _has_ffmpeg():
+            raise failure from error
+        # Formats libsndfile lacks (AAC/M4A, WMA, WebM ...): FFmpeg.
+        samples, file_rate = _ffmpeg_decode(path, failure)
     if samples.shape[0] == 0:
         raise EmptyAudioError(f"audio file {path} holds no samples")
     # [time, channels] -> [time]
     mono = torch.from_numpy(np.ascontiguousarray(samples.mean(axis=1)))
     return resample(mono, file_rate, sample_rate)
+
+
+@functools.lru_cache(maxsize=1)
+def _has_ffmpeg():
+    """Whether PyAV (FFmpeg's libraries, the ``search`` extra) imports."""
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _ffmpeg_decode(path, failure):
+    """Decodes with FFmpeg (PyAV) what libsndfile could not.
+
+    Arguments
+    ---------
+    path : str or Path
+        Audio file.
+    failure : AudioReadError
+        libsndfile's failure, raised (with FFmpeg's reason added) when
+        FFmpeg cannot decode the file either.
+
+    Returns
+    -------
+    samples : numpy.ndarray
+        ``[time, channels]`` float32.
+    sample_rate : int
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise ValueError("no audio stream")
+            stream = container.streams.audio[0]
+            # Planar or packed, any sample format -> packed float32.
+            to_float = av.AudioResampler(format="flt", layout=stream.layout)
+            chunks, rate = [], stream.rate
+            for frame in container.decode(stream):
+                for out in to_float.resample(frame):
+                    chunks.append(
+                        out.to_ndarray().reshape(-1, out.layout.nb_channels)
+                    )
+            for out in to_float.resample(None):
+                chunks.append(
+                    out.to_ndarray().reshape(-1, out.layout.nb_channels)
+                )
+    except Exception as error:  # PyAV raises FFmpeg's many error types
+        raise AudioReadError(f"{failure}; FFmpeg: {error}") from error
+    channels = stream.layout.nb_channels
+    if not chunks:
+        return np.zeros((0, channels), dtype=np.float32), rate
+    return np.concatenate(chunks).astype(np.float32, copy=False), rate
 
 
 def audio_duration(path):

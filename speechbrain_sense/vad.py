@@ -11,16 +11,25 @@ Authors
  * speechbrain-sense developers 2026
 """
 
-import functools
+import threading
 
 import torch
 
 from speechbrain_sense.inference import frame_times
 
+_PER_THREAD = threading.local()
 
-@functools.lru_cache(maxsize=1)
+
 def _silero_model():
-    """The packaged Silero VAD model, keeping torch's thread count."""
+    """This thread's Silero VAD model, keeping torch's thread count.
+
+    The model is stateful (its recurrent state runs across the windows of
+    a waveform), so threads that cut files in parallel (the search
+    indexer) each get their own copy.
+    """
+    model = getattr(_PER_THREAD, "model", None)
+    if model is not None:
+        return model
     try:
         threads = torch.get_num_threads()
         # silero_vad sets torch to one thread when imported: undo that.
@@ -32,7 +41,8 @@ def _silero_model():
             "speech activity needs the silero-vad package "
             "(pip install silero-vad); its model ships inside it"
         ) from error
-    return load_silero_vad()
+    _PER_THREAD.model = load_silero_vad()
+    return _PER_THREAD.model
 
 
 def speech_segments(
