@@ -12,7 +12,7 @@ TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
 LINT_PATHS := $(wildcard speechbrain_sense recipes tests bench setup.py)
 SPELL_PATHS := $(LINT_PATHS) $(wildcard docs README.md)
 
-.PHONY: install lint test demo clean
+.PHONY: install lint browser test demo clean
 
 install: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): setup.py pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	$(PIP) install -q $(TORCH_PINS)
-	$(PIP) install -q -e ".[dev,demo,onnx]" $(TORCH_PINS)
+	$(PIP) install -q -e ".[dev,demo,onnx,search]" $(TORCH_PINS)
 	touch $(STAMP)
 
 lint: install
@@ -29,7 +29,18 @@ lint: install
 	$(VENV)/bin/yamllint -s .
 	$(VENV)/bin/codespell $(SPELL_PATHS)
 
-test: install lint
+# The search page's browser test drives Debian's Chromium; without it (and
+# without root to install it) that test skips, unless SENSE_REQUIRE_BROWSER=1.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver \
+		|| { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }; \
+	else \
+		echo "chromium or chromedriver missing: the search page test will be skipped"; \
+	fi
+
+test: install lint browser
 	$(PY) -m pytest -q
 
 # The tiny SENSE recipe: synthesises a 4-language corpus and a tiny random
