@@ -77,9 +77,7 @@ def _parser():
     query.add_argument("text", nargs="?", help="typed query, any language")
     query.add_argument("--audio", help="spoken query (audio file)")
     query.add_argument("-k", type=int, default=10, help="results (10)")
-    query.add_argument(
-        "--backend", choices=("auto", "exact", "faiss"), default="auto"
-    )
+    _backend_option(query)
     query.add_argument("--model", help="model (default: the index's)")
     _model_options(query)
 
@@ -97,9 +95,21 @@ def _parser():
         default=20.0,
         help="largest spoken query accepted (MB)",
     )
+    _backend_option(serve)
     serve.add_argument("--model", help="model (default: the index's)")
     _model_options(serve)
     return parser
+
+
+def _backend_option(parser):
+    """Adds ``--backend``: exact search, FAISS, or FAISS past a size."""
+    parser.add_argument(
+        "--backend",
+        choices=("exact", "faiss", "auto"),
+        default="exact",
+        help="exact (default), faiss (approximate IVF, the search extra), "
+        "or auto: FAISS from FAISS_MIN_PASSAGES passages on",
+    )
 
 
 def _model_options(parser):
@@ -224,6 +234,7 @@ def _serve(args):
         host=args.host,
         port=args.port,
         max_upload_bytes=int(args.max_upload_mb * 1e6),
+        backend=args.backend,
     )
     return 0
 

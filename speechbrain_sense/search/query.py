@@ -352,7 +352,7 @@ def faiss_index_for(index, nprobe=None):
 
 
 def query_index(
-    index, model, text=None, audio=None, k=10, backend="auto", faiss_min=None
+    index, model, text=None, audio=None, k=10, backend="exact", faiss_min=None
 ):
     """Ranked passages for a typed or a spoken query.
 
@@ -369,8 +369,9 @@ def query_index(
     k : int
         Results.
     backend : str
-        ``"exact"``, ``"faiss"`` or ``"auto"`` (FAISS when the index holds
-        at least ``faiss_min`` passages and faiss is installed).
+        ``"exact"`` (default), ``"faiss"`` (approximate, opt-in) or
+        ``"auto"`` (FAISS when the index holds at least ``faiss_min``
+        passages and faiss is installed).
     faiss_min : int, optional
         Size from which ``"auto"`` goes approximate (default:
         :data:`FAISS_MIN_PASSAGES`).

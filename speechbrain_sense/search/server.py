@@ -270,7 +270,13 @@ def _decode_failure(error, path, name):
     )
 
 
-def create_app(db_path, model, max_upload_bytes=20_000_000, allowed_hosts=None):
+def create_app(
+    db_path,
+    model,
+    max_upload_bytes=20_000_000,
+    allowed_hosts=None,
+    backend="exact",
+):
     """The search application over one index.
 
     Arguments
@@ -283,6 +289,8 @@ def create_app(db_path, model, max_upload_bytes=20_000_000, allowed_hosts=None):
         Largest spoken-query request body accepted (413 beyond).
     allowed_hosts : list of str, optional
         Host names the server answers to (any when None).
+    backend : str
+        :func:`speechbrain_sense.search.query.query_index`'s backend.
 
     Returns
     -------
@@ -331,7 +339,9 @@ def create_app(db_path, model, max_upload_bytes=20_000_000, allowed_hosts=None):
         """Runs one query under the lock; the API's JSON answer."""
         began = time.perf_counter()
         with query_lock:
-            hits = query_index(query_db, model, text=text, audio=audio, k=k)
+            hits = query_index(
+                query_db, model, text=text, audio=audio, k=k, backend=backend
+            )
         return {
             "results": [hit_json(i, h) for i, h in enumerate(hits, 1)],
             "took_ms": round(1000 * (time.perf_counter() - began), 1),
@@ -462,7 +472,12 @@ def create_app(db_path, model, max_upload_bytes=20_000_000, allowed_hosts=None):
 
 
 def serve(
-    db_path, model, host="127.0.0.1", port=8000, max_upload_bytes=20_000_000
+    db_path,
+    model,
+    host="127.0.0.1",
+    port=8000,
+    max_upload_bytes=20_000_000,
+    backend="exact",
 ):
     """Runs the search page with uvicorn until interrupted.
 
@@ -478,6 +493,8 @@ def serve(
         TCP port.
     max_upload_bytes : int
         Largest spoken query accepted.
+    backend : str
+        :func:`speechbrain_sense.search.query.query_index`'s backend.
     """
     import uvicorn
 
@@ -485,6 +502,7 @@ def serve(
         db_path,
         model,
         max_upload_bytes=max_upload_bytes,
+        backend=backend,
         allowed_hosts=list(LOOPBACK_HOSTS) if host in LOOPBACK_HOSTS else None,
     )
     # The text encoder loads on first use: load it now, so that a missing

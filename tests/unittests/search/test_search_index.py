@@ -239,3 +239,39 @@ def test_the_teacher_comes_from_training_json_or_a_local_copy(
     )
     with pytest.raises(ValueError, match="384 dimensions, its encoder in 16"):
         local.embed_text(["hello"])
+
+
+def test_faiss_answers_as_exact_search_and_is_rebuilt_on_change(
+    archive_copy, search_model, tmp_path
+):
+    from speechbrain_sense.search.query import choose_backend
+
+    db = tmp_path / "faiss.db"
+    index_folder(archive_copy, search_model, db, progress=False)
+    index = SearchIndex(db)
+    for target in TARGETS:
+        exact = query_index(index, search_model, text=target, k=3)
+        approximate = query_index(
+            index, search_model, text=target, k=3, backend="faiss"
+        )
+        # One cluster at this size: FAISS scans everything, exactly.
+        assert [h["passage_id"] for h in approximate] == [
+            h["passage_id"] for h in exact
+        ]
+        assert np.allclose(
+            [h["score"] for h in approximate],
+            [h["score"] for h in exact],
+            atol=1e-3,
+        )
+    assert (tmp_path / "faiss.db.faiss").is_file()
+    index.close()
+    (archive_copy / "rec0.wav").unlink()
+    index_folder(archive_copy, search_model, db, progress=False)
+    index = SearchIndex(db)
+    hit = query_index(
+        index, search_model, text=TARGETS[0], k=1, backend="faiss"
+    )
+    assert hit[0]["path"] != "rec0.wav"
+    index.close()
+    assert choose_backend("auto", 10**9) == "faiss"
+    assert choose_backend("auto", 10, faiss_min=100) == "exact"
