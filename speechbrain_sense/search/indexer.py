@@ -367,6 +367,7 @@ def index_folder(
         )
         run.run(todo, group_seconds, workers, progress)
         index.publish()
+        _refresh_faiss(index)
     finally:
         index.close()
     report.seconds = time.perf_counter() - began
@@ -523,6 +524,21 @@ class _IndexingRun:
         if self.group:
             self.flush()
         self.bar.close()
+
+
+def _refresh_faiss(index):
+    """Rebuilds a FAISS index the user opted in to, now rather than at
+    the next query (57 s at 10^6 passages, docs/benchmarks.md §8).
+
+    Arguments
+    ---------
+    index : SearchIndex
+        The index just updated.
+    """
+    from speechbrain_sense.search.query import faiss_index_for, faiss_path
+
+    if faiss_path(index).is_file() and len(index.matrix()) > 0:
+        faiss_index_for(index)
 
 
 def _prefetched(function, jobs, workers):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from speechbrain_sense.audio import load_audio
-from speechbrain_sense.retrieval import topk_search
+from speechbrain_sense.retrieval import score_error_bound
 from speechbrain_sense.search.store import check_model, display_path
 from speechbrain_sense.teachers import (
     model_teacher,
@@ -265,9 +265,144 @@ def search_matrix(query, matrix, k, backend="exact", faiss_index=None):
         return scores, rows
     if backend != "exact":
         raise ValueError(f"backend must be 'exact' or 'faiss', not {backend!r}")
-    keys = _readonly_tensor(np.asarray(matrix))
-    scores, rows = topk_search(query, keys, k, block_size=65536, device="cpu")
+    scores, rows = exact_unit_topk(query, matrix, k)
     return scores.numpy(), rows.numpy()
+
+
+def exact_unit_topk(query, matrix, k, block_size=65536, candidates=256):
+    """Exact top-``k`` dot products with a float16 matrix of unit rows.
+
+    The rows are scored in float16 (no float32 copy of the matrix, which
+    costs more than the products), the best ``candidates`` of each query
+    are rescored in float32, and the answer is accepted only when no
+    other row can beat it: every row left out scored at most ``cut`` in
+    float16, so at most ``cut + score_error_bound`` in float32, which must
+    be below the ``k``-th rescored score. Otherwise the query is tried
+    again with four times the candidates, and in the end over all rows.
+    So the answer is always the float32 one, ties going to the lower row
+    (:func:`speechbrain_sense.retrieval.topk_search`'s rule). The rows
+    are unit vectors already: they are not normalised again.
+
+    Arguments
+    ---------
+    query : torch.Tensor
+        ``[Q, D]`` queries (normalised here).
+    matrix : numpy.ndarray
+        ``[N, D]`` float16 unit rows (may be memory-mapped).
+    k : int
+        Results per query (at most ``N``).
+    block_size : int
+        Rows scored at once.
+    candidates : int
+        Rows rescored per query at the first try.
+
+    Returns
+    -------
+    scores : torch.Tensor
+        ``[Q, k]`` float32 dot products, descending.
+    rows : torch.Tensor
+        ``[Q, k]`` row indices.
+
+    Example
+    -------
+    >>> m = np.array([[1, 0], [0.6, 0.8], [0, 1]], dtype=np.float16)
+    >>> scores, rows = exact_unit_topk(torch.tensor([[1.0, 0.9]]), m, 2)
+    >>> rows
+    tensor([[1, 0]])
+    """
+    count, dim = matrix.shape
+    k = min(int(k), count)
+    query = torch.nn.functional.normalize(query.float(), dim=-1)
+    scores = torch.empty(len(query), k)
+    rows = torch.empty(len(query), k, dtype=torch.long)
+    bound = score_error_bound(torch.float16, dim)
+    for i in range(len(query)):
+        low_scores = _float16_scores(query[i], matrix, block_size)
+        keep = max(candidates, 2 * k)
+        while True:
+            answer = _rescored_candidates(
+                query[i], matrix, low_scores, k, min(keep, count), bound
+            )
+            if answer is not None:
+                scores[i], rows[i] = answer
+                break
+            keep *= 4
+    return scores, rows
+
+
+def _float16_scores(query, matrix, block_size):
+    """``[N]`` float16 dot products of one query with every row.
+
+    Arguments
+    ---------
+    query : torch.Tensor
+        ``[D]`` unit float32 query.
+    matrix : numpy.ndarray
+        ``[N, D]`` float16 rows.
+    block_size : int
+        Rows scored at once.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[N]`` float32 holding the float16 scores.
+    """
+    low = query.half()
+    out = torch.empty(len(matrix))
+    for k0 in range(0, len(matrix), block_size):
+        block = _readonly_tensor(np.asarray(matrix[k0 : k0 + block_size]))
+        # [b, D] x [D] -> [b], accumulated in float32, rounded to float16
+        out[k0 : k0 + len(block)] = (block @ low).float()
+    return out
+
+
+def _rescored_candidates(query, matrix, low_scores, k, keep, bound):
+    """One query's exact answer from ``keep`` float16 candidates, or None.
+
+    Arguments
+    ---------
+    query : torch.Tensor
+        ``[D]`` unit float32 query.
+    matrix : numpy.ndarray
+        ``[N, D]`` float16 unit rows.
+    low_scores : torch.Tensor
+        ``[N]`` their float16 scores (:func:`_float16_scores`).
+    k : int
+        Results.
+    keep : int
+        Candidates rescored in float32 (all rows when ``keep == N``).
+    bound : float
+        Largest float16 scoring error.
+
+    Returns
+    -------
+    tuple of torch.Tensor or None
+        ``([k] scores, [k] rows)``, or None when rows left out could
+        still beat the ``k``-th candidate.
+    """
+    if keep >= len(matrix):
+        # Every row, block by block: no float32 copy of the whole matrix.
+        chosen = torch.arange(len(matrix))
+        exact = torch.cat(
+            [
+                _readonly_tensor(np.asarray(matrix[k0 : k0 + 65536])).float()
+                @ query
+                for k0 in range(0, len(matrix), 65536)
+            ]
+        )
+        cut = None
+    else:
+        top = low_scores.topk(keep)
+        cut = top.values[-1]
+        chosen = top.indices.sort().values  # ascending: ties to lower rows
+        # [keep, D] gathered rows -> [keep] float32 dot products
+        gathered = torch.from_numpy(np.asarray(matrix[chosen.numpy()]))
+        exact = gathered.float() @ query
+    order = torch.sort(exact, descending=True, stable=True).indices[:k]
+    values, rows = exact[order], chosen[order]
+    if cut is not None and not cut + bound < values[-1]:
+        return None
+    return values, rows
 
 
 def _readonly_tensor(matrix):
@@ -295,7 +430,7 @@ def build_faiss_index(matrix, nlist=None, nprobe=None, train_size=100_000):
 
     Returns
     -------
-    faiss.IndexIVFFlat
+    faiss.IndexIVFScalarQuantizer
     """
     try:
         import faiss
@@ -307,8 +442,14 @@ def build_faiss_index(matrix, nlist=None, nprobe=None, train_size=100_000):
     count, dim = matrix.shape
     nlist = nlist or max(1, min(count // 39, int(4 * math.sqrt(count))))
     quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(
-        quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT
+    # Vectors kept in float16, as in the matrix: half the memory of
+    # IndexIVFFlat's float32 (4 GB at 10^6 x 1024), the same answers.
+    index = faiss.IndexIVFScalarQuantizer(
+        quantizer,
+        dim,
+        nlist,
+        faiss.ScalarQuantizer.QT_fp16,
+        faiss.METRIC_INNER_PRODUCT,
     )
     rng = np.random.default_rng(0)
     sample = rng.choice(count, size=min(count, train_size), replace=False)
@@ -319,8 +460,27 @@ def build_faiss_index(matrix, nlist=None, nprobe=None, train_size=100_000):
     return index
 
 
-def faiss_index_for(index, nprobe=None):
-    """The saved FAISS index of a search index, built when missing or stale.
+def faiss_path(index):
+    """Where a search index keeps its FAISS index.
+
+    Arguments
+    ---------
+    index : speechbrain_sense.search.store.SearchIndex
+        The search index.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    return index.path.with_name(index.path.name + ".faiss")
+
+
+def faiss_index_for(index, nprobe=None, rebuild=False):
+    """The FAISS index of a search index: in memory, on disk, or built.
+
+    Kept on the ``SearchIndex`` object once loaded (a server reads the
+    file once, not per query), and rebuilt when the index has changed
+    since it was saved (its ``generation``).
 
     Arguments
     ---------
@@ -328,27 +488,39 @@ def faiss_index_for(index, nprobe=None):
         The search index.
     nprobe : int, optional
         Clusters visited per query.
+    rebuild : bool
+        Build it even if a current one is saved.
 
     Returns
     -------
-    faiss.IndexIVFFlat
+    faiss.Index
     """
     import faiss
 
-    matrix, _ = index.matrix_and_ids()
-    path = index.path.with_name(index.path.name + ".faiss")
-    tag = path.with_name(path.name + ".json")
     generation = index.meta("generation", 0)
-    if path.is_file() and tag.is_file():
-        if json.loads(tag.read_text("utf-8")).get("generation") == generation:
+    cached = getattr(index, "_faiss", None)
+    if cached is not None and cached[0] == generation and not rebuild:
+        loaded = cached[1]
+    else:
+        path = faiss_path(index)
+        tag = path.with_name(path.name + ".json")
+        current = (
+            path.is_file()
+            and tag.is_file()
+            and json.loads(tag.read_text("utf-8")).get("generation")
+            == generation
+        )
+        if current and not rebuild:
             loaded = faiss.read_index(str(path))
-            if nprobe:
-                loaded.nprobe = nprobe
-            return loaded
-    built = build_faiss_index(matrix, nprobe=nprobe)
-    faiss.write_index(built, str(path))
-    tag.write_text(json.dumps({"generation": generation}), "utf-8")
-    return built
+        else:
+            matrix, _ = index.matrix_and_ids()
+            loaded = build_faiss_index(matrix)
+            faiss.write_index(loaded, str(path))
+            tag.write_text(json.dumps({"generation": generation}), "utf-8")
+        index._faiss = (generation, loaded)
+    if nprobe:
+        loaded.nprobe = nprobe
+    return loaded
 
 
 def query_index(
@@ -414,9 +586,10 @@ def query_index(
     return hits
 
 
-#: Passages from which ``backend="auto"`` searches approximately (set from
-#: the query-latency bench, docs/benchmarks.md).
-FAISS_MIN_PASSAGES = 200_000
+#: Passages from which ``backend="auto"`` searches approximately: exact
+#: search passes 100 ms per query near 4 x 10^5 passages of 1024-d on two
+#: CPU cores (``bench/search_bench.py``, docs/benchmarks.md section 8).
+FAISS_MIN_PASSAGES = 300_000
 
 
 def choose_backend(backend, count, faiss_min=None):
@@ -442,7 +615,7 @@ def choose_backend(backend, count, faiss_min=None):
     """
     if backend != "auto":
         return backend
-    if count < (faiss_min or FAISS_MIN_PASSAGES):
+    if count < (FAISS_MIN_PASSAGES if faiss_min is None else faiss_min):
         return "exact"
     try:
         import faiss  # noqa: F401
