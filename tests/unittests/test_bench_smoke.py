@@ -33,6 +33,7 @@ def bench():
                 "clip_check",
                 "memory_fit",
                 "attention_bias",
+                "search_bench",
             )
         }
     finally:
@@ -168,7 +169,13 @@ def test_onnx_rtf_runs(bench, tmp_path, capsys):
 
 
 def test_bench_doctests(bench):
-    names = ("measurement", "embed_throughput", "shard_data_path", "onnx_rtf")
+    names = (
+        "measurement",
+        "embed_throughput",
+        "shard_data_path",
+        "onnx_rtf",
+        "search_bench",
+    )
     for name in names:
         results = doctest.testmod(bench[name])
         assert results.attempted > 0 and results.failed == 0, name
@@ -183,6 +190,18 @@ def test_clip_check_runs(bench, tmp_path, capsys):
     # The rerun is answered by the cache: nothing opened again.
     assert out.count("(0 opened)") == 2
     assert out.strip().endswith(f"decode_ms_per_audio_second: {cost:.3f}")
+
+
+def test_search_bench_runs(bench, tmp_path, capsys):
+    threshold = bench["search_bench"].main(
+        ["--quick", f"--work-dir={tmp_path}", f"--tmp-dir={tmp_path}"]
+    )
+    # At the quick sizes exact search may stay under the latency bound
+    # (then no threshold: keep exact), but the verdict is always printed.
+    assert threshold is None or threshold > 0
+    out = capsys.readouterr().out
+    assert out.strip().endswith(f"faiss_min_passages: {threshold}")
+    assert "recall@10" in out and "recommendation: " in out
 
 
 def test_memory_fit_runs(tmp_path):
