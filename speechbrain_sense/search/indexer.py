@@ -253,11 +253,11 @@ class _Prepared:
     file_id: int = None
 
 
-def _prepare(rel, path, stat, known, settings, sample_rate, force):
+def _prepare(rel, path, stat, known, settings, sample_rate):
     """Hashes, decodes and cuts one file (runs in a worker thread)."""
     sha = file_sha256(path)
     item = _Prepared(rel, stat.st_size, stat.st_mtime_ns, sha)
-    if known is not None and known["sha256"] == sha and not force:
+    if known is not None and known["sha256"] == sha:
         item.file_id = known["id"]
         item.unchanged = True
         return item
@@ -339,7 +339,7 @@ def index_folder(
     report = IndexReport()
     index = SearchIndex(db_path, create=True)
     try:
-        force = index.bind(model.identity, root, settings.as_dict())
+        index.bind(model.identity, root, settings.as_dict())
         known = index.files()
         found = walk_audio(root, report)
         report.found = len(found)
@@ -356,14 +356,14 @@ def index_folder(
                 and row["size"] == stat.st_size
                 and row["mtime_ns"] == stat.st_mtime_ns
             )
-            if same and not force:
+            if same:
                 report.unchanged += 1
                 if row["status"] == UNREADABLE:
                     report.unreadable.append((display_path(rel), row["error"]))
                 continue
             todo.append((rel, path, stat, row))
         run = _IndexingRun(
-            index, model, settings, report, force, on_commit, max_batch_seconds
+            index, model, settings, report, on_commit, max_batch_seconds
         )
         run.run(todo, group_seconds, workers, progress)
         index.publish()
@@ -387,8 +387,6 @@ class _IndexingRun:
         How passages are cut.
     report : IndexReport
         Filled in as files are done.
-    force : bool
-        Re-embed files whose content is unchanged (new settings).
     on_commit : callable or None
         Called with each committed file's relative path.
     max_batch_seconds : float
@@ -401,7 +399,6 @@ class _IndexingRun:
         model,
         settings,
         report,
-        force,
         on_commit,
         max_batch_seconds,
     ):
@@ -409,7 +406,6 @@ class _IndexingRun:
         self.model = model
         self.settings = settings
         self.report = report
-        self.force = force
         self.on_commit = on_commit
         self.max_batch_seconds = max_batch_seconds
         self.group = []
@@ -436,7 +432,6 @@ class _IndexingRun:
             row,
             self.settings,
             self.model.sample_rate,
-            self.force,
         )
 
     def commit(self, item, status, emb=None):

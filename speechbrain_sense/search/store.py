@@ -237,8 +237,8 @@ class SearchIndex:
         Returns
         -------
         bool
-            Whether every file must be re-embedded (the passage settings
-            changed).
+            Whether the passage settings changed; every file is then
+            marked changed, to be re-embedded.
         """
         check_model(self, model)
         root = str(Path(audio_root).resolve())
@@ -254,7 +254,18 @@ class SearchIndex:
         self.set_meta("model", model)
         self.set_meta("audio_root", root)
         if settings is not None:
-            self.set_meta("settings", settings)
+            with self.db:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('settings', ?)",
+                    (json.dumps(settings),),
+                )
+                if stale:
+                    # In the same transaction as the new settings: every
+                    # file looks changed until it is re-embedded, so a run
+                    # killed half-way still redoes the rest next time.
+                    self.db.execute(
+                        "UPDATE files SET mtime_ns = -1, sha256 = 'stale'"
+                    )
         return stale
 
     # -- files ------------------------------------------------------------

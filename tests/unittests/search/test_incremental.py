@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 from speechbrain_sense.data.synthetic_search import TARGETS
 from speechbrain_sense.search.indexer import index_folder
@@ -159,3 +160,62 @@ def test_query_after_a_killed_run_rebuilds_the_matrix(
     index = SearchIndex(db)
     assert len(index.matrix()) == len(before) - 3
     index.close()
+
+
+class _StopError(Exception):
+    """Raised from ``on_commit`` to stop a run between two files."""
+
+
+def test_new_passage_settings_re_embed_everything_even_across_a_stop(
+    archive_copy, search_model, tmp_path
+):
+    from speechbrain_sense.search.indexer import PassageSettings
+
+    db = tmp_path / "a.db"
+    _index(archive_copy, search_model, db)
+    windows = PassageSettings(vad=False, max_passage=2.0, overlap=0.5)
+    done = []
+
+    def stop_after_two(path):
+        done.append(path)
+        if len(done) == 2:
+            raise _StopError
+
+    with pytest.raises(_StopError):
+        index_folder(
+            archive_copy,
+            search_model,
+            db,
+            settings=windows,
+            progress=False,
+            group_seconds=0.0,
+            on_commit=stop_after_two,
+        )
+    committed = []
+    index_folder(
+        archive_copy,
+        search_model,
+        db,
+        settings=windows,
+        progress=False,
+        group_seconds=0.0,
+        on_commit=committed.append,
+    )
+    # The two files the stopped run did not reach, and only those.
+    assert sorted(committed + done) == [
+        b"rec0.wav",
+        b"rec1.wav",
+        b"rec2.wav",
+        b"rec3.wav",
+    ]
+    assert not set(committed) & set(done)
+    fresh = tmp_path / "fresh.db"
+    index_folder(
+        archive_copy, search_model, fresh, settings=windows, progress=False
+    )
+    assert _contents(db) == _contents(fresh)
+    assert all(
+        e - s <= 2.0 + 1e-9
+        for passages in _contents(db).values()
+        for s, e, _ in passages
+    )
