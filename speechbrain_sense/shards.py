@@ -54,6 +54,7 @@ import soundfile
 import torch
 
 from speechbrain_sense.audio import AudioReadError, EmptyAudioError, load_audio
+from speechbrain_sense.hashing import file_sha256
 from speechbrain_sense.w2v_bert import (
     FBANK_HOP,
     FBANK_WINDOW,
@@ -401,28 +402,6 @@ def _encode_flac(waveform):
     return buffer.getvalue()
 
 
-def _file_sha256(path, chunk=1 << 22):
-    """Hashes a file in chunks (4 MiB by default) to bound memory.
-
-    Arguments
-    ---------
-    path : str or Path
-        The file to hash.
-    chunk : int
-        Bytes read per step.
-
-    Returns
-    -------
-    str
-        Hex SHA-256 digest of the file's content.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_json_atomic(path, record):
     """Writes JSON to a temporary file, then renames it over ``path``.
 
@@ -532,7 +511,7 @@ class _ShardBuilder:
             "samples": len(ids),
             "audio_seconds": audio_seconds,
             "bytes": tar_path.stat().st_size,
-            "sha256": _file_sha256(tar_path),
+            "sha256": file_sha256(tar_path),
             "rows_sha256": spec.rows_digest(),
             "ids": ids,
             "durations": durations,
@@ -673,7 +652,7 @@ def _manifest_digest(path):
     str
         Hex digest of the file.
     """
-    return _file_sha256(path)
+    return file_sha256(path)
 
 
 def build_shards(
@@ -998,7 +977,7 @@ def verify_shards(out_dir, checksums=True):
             problems.append(f"{sidecar}: built from other rows than planned")
             continue
         if record["bytes"] != tar_path.stat().st_size or (
-            checksums and _file_sha256(tar_path) != record["sha256"]
+            checksums and file_sha256(tar_path) != record["sha256"]
         ):
             problems.append(f"{tar_path}: checksum or size differs")
             continue

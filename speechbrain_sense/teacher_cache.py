@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_sense.hashing import file_sha256
+
 logger = get_logger(__name__)
 
 NORMALIZATION = "nfc+collapse-whitespace+strip/v1"
@@ -110,28 +112,6 @@ def _check_teacher_vectors(texts, vectors):
             f"{int(bad.sum())} of {len(texts)} transcripts, e.g. {named}; "
             "nothing was cached"
         )
-
-
-def _sha256_file(path, chunk=1 << 24):
-    """Hashes a file in chunks (16 MiB by default) to bound memory.
-
-    Arguments
-    ---------
-    path : str or Path
-        The file to hash.
-    chunk : int
-        Bytes read per step.
-
-    Returns
-    -------
-    str
-        Hex SHA-256 digest of the file's content.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _dist_info():
@@ -250,7 +230,7 @@ class TeacherEmbeddingCache:
                         f"{file} has {file.stat().st_size} bytes, index "
                         f"says {index[key]['bytes']} (truncated?)"
                     )
-                if _sha256_file(file) != index[key]["sha256"]:
+                if file_sha256(file) != index[key]["sha256"]:
                     raise CorruptCacheError(f"{file} fails its checksum")
         try:
             embeddings = np.load(emb_file, mmap_mode="r")
@@ -395,11 +375,11 @@ class TeacherEmbeddingCache:
             "count": len(texts),
             "embeddings": {
                 "bytes": emb_file.stat().st_size,
-                "sha256": _sha256_file(emb_file),
+                "sha256": file_sha256(emb_file),
             },
             "texts": {
                 "bytes": text_file.stat().st_size,
-                "sha256": _sha256_file(text_file),
+                "sha256": file_sha256(text_file),
             },
         }
         (tmp / "index.json").write_text(json.dumps(index, indent=1))

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from speechbrain_sense.audio import AudioReadError, load_audio
+from speechbrain_sense.hashing import file_sha256
 from speechbrain_sense.inference import duration_batches, pad_waveforms
 from speechbrain_sense.search.passages import fixed_spans, passage_spans
 from speechbrain_sense.search.store import (
@@ -45,7 +46,6 @@ from speechbrain_sense.search.store import (
     UNREADABLE,
     SearchIndex,
     display_path,
-    file_sha256,
 )
 
 #: File name endings taken for audio (lower case); others are ignored.

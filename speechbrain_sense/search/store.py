@@ -28,7 +28,6 @@ Authors
  * speechbrain-sense developers 2026
 """
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -91,28 +90,6 @@ def display_path(raw):
     'r\\\\xe9sum\\\\xe9.wav'
     """
     return raw.decode("utf-8", errors="backslashreplace")
-
-
-def file_sha256(path, chunk=1 << 20):
-    """SHA-256 of a file's content, read in chunks.
-
-    Arguments
-    ---------
-    path : str or Path
-        The file.
-    chunk : int
-        Bytes per read.
-
-    Returns
-    -------
-    str
-        Hex digest.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class SearchIndex:
