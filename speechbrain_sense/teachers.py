@@ -45,12 +45,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from speechbrain_sense.hashing import EDGE_BYTES, update_with_file_edges
+
 logger = logging.getLogger(__name__)
 
 POOLINGS = ("cls", "mean", "pooler")
 TEACHER_DTYPES = ("float32", "float16", "bfloat16")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".npz", ".onnx")
-_EDGE_BYTES = 1 << 20
 
 
 def weights_fingerprint(directory):
@@ -75,15 +76,10 @@ def weights_fingerprint(directory):
         if not path.is_file():
             continue
         rel = path.relative_to(directory).as_posix()
-        if path.suffix == ".json" and path.stat().st_size < _EDGE_BYTES:
+        if path.suffix == ".json" and path.stat().st_size < EDGE_BYTES:
             digest.update(rel.encode() + path.read_bytes())
         elif path.suffix in _WEIGHT_SUFFIXES:
-            size = path.stat().st_size
-            digest.update(f"{rel}:{size}".encode())
-            with open(path, "rb") as f:
-                digest.update(f.read(_EDGE_BYTES))
-                f.seek(max(0, size - _EDGE_BYTES))
-                digest.update(f.read(_EDGE_BYTES))
+            update_with_file_edges(digest, path, rel)
     return digest.hexdigest()
 
 

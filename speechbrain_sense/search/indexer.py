@@ -46,6 +46,7 @@ from speechbrain_sense.search.store import (
     UNREADABLE,
     SearchIndex,
     display_path,
+    resolve_inside,
 )
 
 #: File name endings taken for audio (lower case); others are ignored.
@@ -152,7 +153,8 @@ class IndexReport:
         -------
         str
         """
-        rate = self.audio_seconds / 3600 / max(self.seconds, 1e-9) * 3600
+        # Audio-hours per hour of wall time: audio seconds per second.
+        rate = self.audio_seconds / max(self.seconds, 1e-9)
         lines = [
             f"{self.found} audio files: {self.embedded} embedded "
             f"({self.passages} passages, {self.audio_seconds / 3600:.2f} h "
@@ -200,11 +202,6 @@ def walk_audio(root, report=None, suffixes=AUDIO_SUFFIXES):
                 (display_path(os.path.relpath(path, root_b)), reason)
             )
 
-    def inside(path):
-        """Whether ``path`` resolves to a place under the root."""
-        real = os.path.realpath(path)
-        return real == root_b or real.startswith(root_b + b"/")
-
     suffix_b = tuple(s.encode() for s in suffixes)
     for directory, dirnames, filenames in os.walk(root_b, followlinks=True):
         stat = os.stat(directory)
@@ -217,7 +214,7 @@ def walk_audio(root, report=None, suffixes=AUDIO_SUFFIXES):
         kept = []
         for name in sorted(dirnames):
             path = os.path.join(directory, name)
-            if os.path.islink(path) and not inside(path):
+            if os.path.islink(path) and not resolve_inside(root_b, path):
                 skip(path, "link to a directory outside the folder")
             else:
                 kept.append(name)
@@ -226,7 +223,7 @@ def walk_audio(root, report=None, suffixes=AUDIO_SUFFIXES):
             if not name.lower().endswith(suffix_b):
                 continue
             path = os.path.join(directory, name)
-            if os.path.islink(path) and not inside(path):
+            if os.path.islink(path) and not resolve_inside(root_b, path):
                 skip(path, "link to a file outside the folder")
                 continue
             if not os.path.isfile(path):
@@ -275,20 +272,21 @@ def _prepare(rel, path, stat, known, settings, sample_rate):
 def _embed_group(model, group, max_batch_seconds):
     """``{rel: [P, D] float32}`` for every passage of a group of files."""
     rate = model.sample_rate
-    pieces, owners = [], []
-    for item in group:
-        for start, end in item.spans:
-            pieces.append(item.waveform[int(start * rate) : int(end * rate)])
-            owners.append(item.rel)
+    # Passages file after file, so each file owns one run of rows.
+    pieces = [
+        item.waveform[int(start * rate) : int(end * rate)]
+        for item in group
+        for start, end in item.spans
+    ]
     out = np.empty((len(pieces), model.identity["dim"]), dtype=np.float32)
     durations = [len(piece) / rate for piece in pieces]
     for batch in duration_batches(durations, max_batch_seconds):
         padded, lens = pad_waveforms([pieces[i] for i in batch])
         out[batch] = model.embed_waveforms(padded, lens).numpy()
-    per_file = {}
-    for row, rel in enumerate(owners):
-        per_file.setdefault(rel, []).append(row)
-    return {rel: out[rows] for rel, rows in per_file.items()}
+    bounds = np.cumsum([0] + [len(item.spans) for item in group])
+    return {
+        item.rel: out[bounds[i] : bounds[i + 1]] for i, item in enumerate(group)
+    }
 
 
 def index_folder(

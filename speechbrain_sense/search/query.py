@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from speechbrain_sense.audio import load_audio
+from speechbrain_sense.hashing import update_with_file_edges
 from speechbrain_sense.retrieval import score_error_bound
 from speechbrain_sense.search.store import check_model, display_path
 from speechbrain_sense.teachers import (
@@ -39,15 +40,14 @@ from speechbrain_sense.teachers import (
 # Not training.json: SpeechBrain does not fetch it into a hub model's
 # savedir, and the same model must match whether loaded by id or folder.
 _IDENTITY_FILES = ("hyperparams.yaml", "embedding_model.ckpt")
-_EDGE_BYTES = 1 << 20
 
 
 def model_fingerprint(model_dir):
     """A content hash of an exported model folder's embedding function.
 
-    Hashes ``hyperparams.yaml`` fully and the weights file's size and
-    first and last MiB (fast on a 2 GB checkpoint, and any retraining
-    changes them).
+    Hashes the name, size and first and last MiB of ``hyperparams.yaml``
+    (all of it) and of the weights file
+    (:func:`speechbrain_sense.hashing.update_with_file_edges`).
 
     Arguments
     ---------
@@ -62,17 +62,8 @@ def model_fingerprint(model_dir):
     digest = hashlib.sha256()
     for name in _IDENTITY_FILES:
         path = Path(model_dir) / name
-        if not path.is_file():
-            continue
-        size = path.stat().st_size
-        digest.update(f"{name}:{size}".encode())
-        with open(path, "rb") as f:
-            if size <= 2 * _EDGE_BYTES:
-                digest.update(f.read())
-                continue
-            digest.update(f.read(_EDGE_BYTES))
-            f.seek(size - _EDGE_BYTES)
-            digest.update(f.read(_EDGE_BYTES))
+        if path.is_file():
+            update_with_file_edges(digest, path, name)
     return digest.hexdigest()
 
 
@@ -87,7 +78,8 @@ class SearchModel:
         Where SpeechBrain puts the fetched files (a temporary folder by
         default; a local folder is read in place).
     device : str
-        Where the encoder (and the teacher) run.
+        Where the encoder runs (the teacher embeds one short query at a
+        time, on the CPU).
     teacher_source : str, optional
         A local copy of the teacher, overriding the source named in the
         model's ``training.json`` (e.g. where the hub is unreachable).
@@ -111,7 +103,6 @@ class SearchModel:
         )
         self.encoder.mods.eval()
         self.model_dir = Path(source) if local else savedir
-        self.device = device
         self.teacher_source = teacher_source
         self._teacher = None
         self.identity = {
@@ -498,7 +489,7 @@ def faiss_index_for(index, nprobe=None, rebuild=False):
     import faiss
 
     generation = index.meta("generation", 0)
-    cached = getattr(index, "_faiss", None)
+    cached = index.faiss_cache
     if cached is not None and cached[0] == generation and not rebuild:
         loaded = cached[1]
     else:
@@ -517,7 +508,7 @@ def faiss_index_for(index, nprobe=None, rebuild=False):
             loaded = build_faiss_index(matrix)
             faiss.write_index(loaded, str(path))
             tag.write_text(json.dumps({"generation": generation}), "utf-8")
-        index._faiss = (generation, loaded)
+        index.faiss_cache = (generation, loaded)
     if nprobe:
         loaded.nprobe = nprobe
     return loaded

@@ -45,7 +45,11 @@ from pathlib import Path
 
 from speechbrain_sense.audio import AudioReadError
 from speechbrain_sense.search.query import query_index
-from speechbrain_sense.search.store import SearchIndex, check_model
+from speechbrain_sense.search.store import (
+    SearchIndex,
+    check_model,
+    resolve_inside,
+)
 
 #: Longest typed query accepted, characters.
 MAX_QUERY_CHARS = 1000
@@ -197,8 +201,8 @@ def recording_path(audio_root, raw_path):
     root = os.path.realpath(os.fsencode(audio_root))
     # Concatenated, not os.path.join: a stored absolute path must not
     # replace the root.
-    real = os.path.realpath(root + b"/" + raw_path)
-    if os.path.commonpath([root, real]) != root or real == root:
+    real = resolve_inside(root, root + b"/" + raw_path)
+    if real is None or real == root:
         return None
     return os.fsdecode(real)
 

@@ -3,8 +3,9 @@
 An index is one SQLite database (WAL mode) plus a derived matrix file
 next to it::
 
-    archive.db          files, passages and their embeddings (the truth)
-    archive.db.vectors  float16 [N, D] snapshot of every embedding (.npy)
+    archive.db                    files, passages, embeddings (the truth)
+    archive.db.vectors.<gen>.npy  float16 [N, D] snapshot of them all
+    archive.db.vectors.json       which snapshot is current
 
 **Why both.** Embeddings are stored in the database, as float16 BLOBs in
 the ``passages`` table, because a file's passages and its row in ``files``
@@ -16,9 +17,10 @@ passages and 2-3 s per 10^6 (1024-d), in every process that queries, into
 private memory (``bench/search_bench.py``, docs/benchmarks.md §8);
 memory-mapping a contiguous matrix takes milliseconds and lets the
 operating system share it in its page cache across queries and
-processes. So each indexing run ends by writing the matrix snapshot (atomically, tagged with
-the database's ``generation``); a query maps it, and rebuilds it only if
-the database changed since (a run that was killed).
+processes. So each indexing run ends by writing the matrix snapshot
+(files named after the database's ``generation``, never rewritten); a
+query maps it, and rebuilds it only if the database changed since (a run
+that was killed).
 
 Paths are stored relative to the indexed folder, as the bytes the file
 system gave (``os.fsencode``): a file name that is not valid UTF-8 is
@@ -28,9 +30,11 @@ Authors
  * speechbrain-sense developers 2026
 """
 
+import contextlib
 import json
 import os
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +74,34 @@ class SearchIndexError(RuntimeError):
 
 class ModelMismatchError(SearchIndexError):
     """The index was built with another model than the one given."""
+
+
+def resolve_inside(root, path):
+    """Where ``path`` leads, links followed, if that is inside ``root``.
+
+    Arguments
+    ---------
+    root : bytes
+        The indexed folder, already resolved (``os.path.realpath``).
+    path : bytes
+        Any path.
+
+    Returns
+    -------
+    bytes or None
+        The resolved path (``root`` itself counts as inside), or None.
+
+    Example
+    -------
+    >>> resolve_inside(b"/audio", b"/audio/a/../b.wav")
+    b'/audio/b.wav'
+    >>> resolve_inside(b"/audio", b"/audio/../etc/passwd") is None
+    True
+    """
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root:
+        return None
+    return real
 
 
 def display_path(raw):
@@ -144,7 +176,9 @@ class SearchIndex:
                 f"speechbrain-sense reads schema {SCHEMA_VERSION}: rebuild "
                 "it with `index`"
             )
-        self._matrix = None
+        self._matrix = None  # (generation, matrix, ids)
+        # (generation, FAISS index): kept by query.faiss_index_for.
+        self.faiss_cache = None
 
     def close(self):
         """Closes the database."""
@@ -431,61 +465,75 @@ class SearchIndex:
         }
 
     @property
+    def _header(self):
+        """The snapshot's header file: which matrix is current."""
+        return self.path.with_name(self.path.name + VECTORS_SUFFIX + ".json")
+
+    def _snapshot(self):
+        """The published snapshot's header, or None when there is none."""
+        try:
+            return json.loads(self._header.read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    @property
     def vectors_path(self):
-        """The matrix snapshot file next to the database."""
-        return self.path.with_name(self.path.name + VECTORS_SUFFIX)
+        """The current matrix file (``.npy``), or None before a publish."""
+        facts = self._snapshot()
+        return None if facts is None else self.path.parent / facts["matrix"]
 
     def publish(self):
         """Writes the float16 matrix snapshot of every embedding.
 
-        Rows follow passage ids; written to a temporary file then renamed,
-        so a reader never maps a half-written matrix.
+        Rows follow passage ids. The matrix and its ids go to files named
+        after the database's generation, written under temporary names
+        and renamed; the header that names them is replaced last. A
+        reader (a server, while an indexing run publishes) therefore maps
+        either the old pair or the new one, never a mix, and files once
+        named are never rewritten.
         """
         dim = int(self.model["dim"])
         generation = self.meta("generation", 0)
+        stem = f"{self.path.name}{VECTORS_SUFFIX}.{generation}"
         count = self.db.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
-        tmp = self.vectors_path.with_name(self.vectors_path.name + ".tmp")
-        matrix = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.float16, shape=(count, dim)
-        )
-        ids = np.empty(count, dtype=np.int64)
-        rows = self.db.execute("SELECT id, embedding FROM passages ORDER BY id")
-        for i, (passage_id, blob) in enumerate(rows):
-            ids[i] = passage_id
-            matrix[i] = np.frombuffer(blob, dtype=np.float16)
-        matrix.flush()
-        del matrix
-        np.save(self._ids_path(tmp), ids)
-        header = {"generation": generation, "count": count, "dim": dim}
-        self._header_path(tmp).write_text(json.dumps(header), "utf-8")
-        for path_of in (self._ids_path, self._header_path):
-            os.replace(path_of(tmp), path_of(self.vectors_path))
-        os.replace(tmp, self.vectors_path)
+        matrix_file, ids_file = f"{stem}.npy", f"{stem}.ids.npy"
+        with _renamed_into(self.path.parent / matrix_file) as tmp:
+            matrix = np.lib.format.open_memmap(
+                tmp, mode="w+", dtype=np.float16, shape=(count, dim)
+            )
+            ids = np.empty(count, dtype=np.int64)
+            rows = self.db.execute(
+                "SELECT id, embedding FROM passages ORDER BY id"
+            )
+            for i, (passage_id, blob) in enumerate(rows):
+                ids[i] = passage_id
+                matrix[i] = np.frombuffer(blob, dtype=np.float16)
+            matrix.flush()
+            del matrix
+        with _renamed_into(self.path.parent / ids_file) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, ids)
+        header = {
+            "generation": generation,
+            "count": count,
+            "dim": dim,
+            "matrix": matrix_file,
+            "ids": ids_file,
+        }
+        with _renamed_into(self._header) as tmp:
+            Path(tmp).write_text(json.dumps(header), "utf-8")
+        prefix = f"{self.path.name}{VECTORS_SUFFIX}."
+        for old in self.path.parent.glob(f"{prefix}*.npy"):
+            # Only older generations: another process may be publishing a
+            # newer one. A reader still mapping an old matrix keeps its
+            # pages (POSIX).
+            tag = old.name[len(prefix) :].split(".")[0]
+            if tag.isdigit() and int(tag) < generation:
+                old.unlink(missing_ok=True)
         self._matrix = None
 
-    @staticmethod
-    def _ids_path(vectors):
-        """Where the passage ids of the matrix file ``vectors`` lie."""
-        return vectors.with_name(vectors.name + ".ids.npy")
-
-    @staticmethod
-    def _header_path(vectors):
-        """Where the generation tag of the matrix file ``vectors`` lies."""
-        return vectors.with_name(vectors.name + ".json")
-
-    def _snapshot_is_current(self):
-        """Whether the matrix file matches the database's generation."""
-        header = self._header_path(self.vectors_path)
-        if not (self.vectors_path.is_file() and header.is_file()):
-            return False
-        try:
-            facts = json.loads(header.read_text("utf-8"))
-        except ValueError:
-            return False
-        return facts.get("generation") == self.meta("generation", 0)
-
     def matrix(self):
-        """``[N, D]`` float16 embeddings (memory-mapped) and their ids.
+        """``[N, D]`` float16 embeddings (memory-mapped).
 
         Rebuilds the snapshot first when the database changed since it
         was written (an indexing run that did not finish).
@@ -507,13 +555,45 @@ class SearchIndex:
         ids : numpy.ndarray
             ``[N]`` int64 passage ids.
         """
-        if self._matrix is None or not self._snapshot_is_current():
-            if not self._snapshot_is_current():
-                self.publish()
-            matrix = np.load(self.vectors_path, mmap_mode="r")
-            ids = np.load(self._ids_path(self.vectors_path))
-            self._matrix = (matrix, ids)
-        return self._matrix
+        generation = self.meta("generation", 0)
+        if self._matrix is not None and self._matrix[0] == generation:
+            return self._matrix[1:]
+        facts = self._snapshot()
+        if facts is None or facts["generation"] != generation:
+            self.publish()
+            facts = self._snapshot()
+        folder = self.path.parent
+        matrix = np.load(folder / facts["matrix"], mmap_mode="r")
+        ids = np.load(folder / facts["ids"])
+        self._matrix = (facts["generation"], matrix, ids)
+        return matrix, ids
+
+
+@contextlib.contextmanager
+def _renamed_into(path):
+    """A unique temporary name beside ``path``, renamed to it on success.
+
+    Two processes publishing at once (an indexing run and a server that
+    found the snapshot stale) never write into the same file.
+
+    Arguments
+    ---------
+    path : Path
+        The final name.
+
+    Yields
+    ------
+    str
+        The temporary file to write.
+    """
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    os.close(handle)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def check_model(index, model):

@@ -86,3 +86,30 @@ def test_replacing_a_file_replaces_all_its_passages(tmp_path):
         b"b.wav"
     ]
     index.close()
+
+
+def test_a_new_snapshot_replaces_the_old_one_whole(tmp_path):
+    index = SearchIndex(tmp_path / "s.db", create=True)
+    index.bind({"fingerprint": "x", "dim": 2}, tmp_path)
+    _file(index, b"a.wav", [[1, 0], [0, 1]])
+    _file(index, b"b.wav", [[1, 1]])
+    old_matrix, old_ids = index.matrix_and_ids()
+    old_file = index.vectors_path
+    # Another process (a server) holds the old snapshot mapped meanwhile.
+    reader = SearchIndex(tmp_path / "s.db")
+    assert reader.matrix().shape == (3, 2)
+    index.remove_files([b"a.wav"])
+    matrix, ids = index.matrix_and_ids()
+    assert matrix.shape == (1, 2) and len(ids) == 1
+    assert index.vectors_path != old_file and not old_file.exists()
+    names = sorted(p.name for p in tmp_path.glob("s.db.vectors*"))
+    assert names == [
+        "s.db.vectors.3.ids.npy",
+        "s.db.vectors.3.npy",
+        "s.db.vectors.json",
+    ]
+    # The unlinked old files still read, as mapped; the reader moves on.
+    assert old_matrix.shape == (3, 2) and float(old_matrix.sum()) == 4.0
+    assert list(reader.matrix_and_ids()[1]) == list(ids)
+    reader.close()
+    index.close()
