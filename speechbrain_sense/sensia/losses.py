@@ -20,10 +20,11 @@ import math
 import torch
 import torch.nn.functional as F
 
+# The LM term is the Backpack's own objective, and one InfoNCE serves the
+# whole package (SENSE and SENSIA); both are re-exported here because the
+# curriculum weighs them.
+from speechbrain_sense.backpack.language_modeling import label_smoothed_lm_loss
 from speechbrain_sense.distributed import gather_with_grad
-
-# One InfoNCE for the whole package (SENSE and SENSIA); re-exported here
-# because SENSIA's two views are trained with it.
 from speechbrain_sense.losses import info_nce
 
 __all__ = [
@@ -268,53 +269,6 @@ def gathered_info_nce(
     """
     # [B_r, D] -> [B, D] on every rank
     return info_nce(gather(queries), gather(keys), temperature, symmetric)
-
-
-def label_smoothed_lm_loss(logits, targets, mask=None, smoothing=0.0):
-    """Token-averaged cross-entropy with label smoothing.
-
-    ``logits[:, t]`` is scored against ``targets[:, t]``: shift before the
-    call for next-token prediction (see the example). Smoothing follows
-    ``torch.nn.functional.cross_entropy``:
-    ``(1 - smoothing) * NLL + smoothing * mean_v(-log p_v)``. Use
-    ``smoothing=0`` for perplexity.
-
-    Arguments
-    ---------
-    logits : torch.Tensor
-        ``[B, T, V]`` unnormalised scores.
-    targets : torch.LongTensor
-        ``[B, T]`` target ids; -100 marks ignored positions.
-    mask : torch.Tensor, optional
-        ``[B, T]``, 1 where the loss counts. None: where targets != -100.
-    smoothing : float
-        Label-smoothing mass in [0, 1) (the authors' run: 0.05).
-
-    Returns
-    -------
-    torch.Tensor
-        Scalar mean over counted positions (0 if there are none).
-
-    Example
-    -------
-    >>> logits = torch.zeros(1, 4, 10)
-    >>> ids = torch.tensor([[1, 2, 3, 0]])
-    >>> mask = torch.tensor([[1, 1, 1, 0]])
-    >>> loss = label_smoothed_lm_loss(logits[:, :-1], ids[:, 1:], mask[:, 1:])
-    >>> round(loss.item(), 4) == round(math.log(10), 4)
-    True
-    """
-    if mask is None:
-        mask = targets != -100
-    mask = mask.to(logits.dtype)
-    # [B, T, V] -> [B*T, V]: cross_entropy wants classes on dim 1.
-    per_token = F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]),
-        targets.reshape(-1),
-        reduction="none",
-        label_smoothing=smoothing,
-    ).view_as(mask)
-    return (per_token * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 def sense_entropy(weights, mask=None, dim=1):
