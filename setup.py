@@ -5,7 +5,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 here = Path(__file__).parent
-version = "0.1.0"
+version = "0.2.0"
 
 setup(
     name="speechbrain-sense",
@@ -24,7 +24,7 @@ setup(
     # hparams/: the inference template that export.py fills in.
     package_data={
         "speechbrain_sense": [
-            "data/sentences/*.txt",
+            "synthetic/sentences/*.txt",
             "hparams/*.yaml",
             "search/static/*",
         ]

@@ -31,7 +31,7 @@ from pathlib import Path
 from measurement import cpu_model, markdown_table
 
 from speechbrain_sense.clip_check import ClipVerifier
-from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
+from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
 
 
 def clips_of(root):

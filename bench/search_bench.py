@@ -205,8 +205,8 @@ def make_recordings(folder, files, min_seconds, max_seconds, seed=0):
     """
     import soundfile
 
-    from speechbrain_sense.data.espeak import ESpeakSynthesizer
-    from speechbrain_sense.data.phrase_grammar import grammar_sentences
+    from speechbrain_sense.synthetic.espeak import ESpeakSynthesizer
+    from speechbrain_sense.synthetic.phrase_grammar import grammar_sentences
 
     folder = Path(folder)
     if (folder / "done").is_file():

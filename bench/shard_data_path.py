@@ -578,7 +578,7 @@ def synthetic_cv_tree(work_dir, rows, languages, seed=0):
         ``(folder, info)``: the release root and ``tree_info.json``
         (locales, rows, build seconds, inodes).
     """
-    from speechbrain_sense.data.phrase_grammar import (
+    from speechbrain_sense.synthetic.phrase_grammar import (
         grammar_languages,
         grammar_sentences,
     )

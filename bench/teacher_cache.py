@@ -57,7 +57,7 @@ def transcripts(count, languages=("en", "fr", "de", "es"), seed=0):
     count : int
         Number of transcripts (at most 2016 per language).
     languages : tuple of str
-        Languages of :mod:`speechbrain_sense.data.phrase_grammar`.
+        Languages of :mod:`speechbrain_sense.synthetic.phrase_grammar`.
     seed : int
         Shuffling seed.
 
@@ -66,7 +66,7 @@ def transcripts(count, languages=("en", "fr", "de", "es"), seed=0):
     list of str
         Sentences.
     """
-    from speechbrain_sense.data.phrase_grammar import grammar_sentences
+    from speechbrain_sense.synthetic.phrase_grammar import grammar_sentences
 
     pools = [grammar_sentences(lang) for lang in languages]
     texts = [text for group in zip(*pools) for text in group][:count]

@@ -110,7 +110,7 @@ def synthetic_corpus(work_dir, languages, per_language, seed=0):
         ``data_folder``, ``save_folder``, ``train_csv``, ``dev_csv``,
         ``test_csv`` and ``language_ratios_file`` paths (str).
     """
-    from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
+    from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
 
     name = f"cv-{'-'.join(languages)}-{per_language}-seed{seed}"
     root = Path(work_dir) / name

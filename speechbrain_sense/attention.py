@@ -57,8 +57,8 @@ from pathlib import Path
 
 import torch
 
-from speechbrain_sense.data.espeak import WordBoundary
 from speechbrain_sense.inference import frame_times
+from speechbrain_sense.synthetic.espeak import WordBoundary
 
 HEAD_FRACTION = 0.1
 
@@ -407,7 +407,7 @@ def synthesize(text, language, sample_rate=16000):
         From eSpeak's word events.
     """
     from speechbrain_sense.audio import resample
-    from speechbrain_sense.data.espeak import ESpeakSynthesizer
+    from speechbrain_sense.synthetic.espeak import ESpeakSynthesizer
 
     result = ESpeakSynthesizer().synthesize(text, _base_language(language))
     waveform = resample(
@@ -761,7 +761,7 @@ def _csv_utterances(path, data_root=None):
 
 def _synthetic_utterances(languages, per_language):
     """Yields synthesised built-in sentences with exact word boundaries."""
-    from speechbrain_sense.data.synthetic_cv import load_builtin_sentences
+    from speechbrain_sense.synthetic.common_voice import load_builtin_sentences
 
     for language in languages:
         for i, sentence in enumerate(load_builtin_sentences(language)):

@@ -1,52 +1,24 @@
-"""Synthetic corpora in real corpus layouts, for tests, demos and benchmarks.
+"""The data pipeline: corpora on disk in, training batches out.
 
-Authors
- * speechbrain-sense developers 2026
+Before 0.2.0 this package held the synthetic corpora, which are
+:mod:`speechbrain_sense.synthetic` now; their old names still resolve here,
+with a ``DeprecationWarning``.
 """
 
-import logging
-from pathlib import Path
-
-logger = logging.getLogger(__name__)
+from speechbrain_sense._moved import moved_attribute
 
 
-def synthesize_if_empty(data_folder, make_corpus, **options):
-    """Writes a synthetic corpus into ``data_folder`` if it is missing or empty.
-
-    The demo configurations of the recipes call this before preparation: a
-    folder that holds anything (a real corpus, or a corpus synthesised
-    earlier) is left alone.
+def __getattr__(name):
+    """The synthetic-corpus names of the old ``speechbrain_sense.data``.
 
     Arguments
     ---------
-    data_folder : str or Path
-        Where the corpus goes.
-    make_corpus : callable
-        ``make_corpus(data_folder, **options)``, e.g.
-        :func:`speechbrain_sense.data.synthetic_cv.make_synthetic_cv`.
-    **options
-        Passed to ``make_corpus``.
+    name : str
+        An attribute that is not defined here.
 
     Returns
     -------
-    bool
-        Whether a corpus was written.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp()) / "corpus"
-    >>> def make(path, lines):
-    ...     path.mkdir()
-    ...     (path / "a.txt").write_text(lines)
-    >>> synthesize_if_empty(folder, make, lines="x")
-    True
-    >>> synthesize_if_empty(folder, make, lines="y")
-    False
+    object
+        ``speechbrain_sense.synthetic.<name>``.
     """
-    folder = Path(data_folder)
-    if folder.is_dir() and any(folder.iterdir()):
-        return False
-    logger.info(f"data_folder {folder} is empty: synthesising a corpus")
-    make_corpus(folder, **options)
-    return True
+    return moved_attribute(__name__, "speechbrain_sense.synthetic", name)

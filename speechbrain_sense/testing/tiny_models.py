@@ -26,7 +26,9 @@ from pathlib import Path
 
 import torch
 
-SENTENCE_DIR = Path(__file__).resolve().parent.parent / "data" / "sentences"
+SENTENCE_DIR = (
+    Path(__file__).resolve().parent.parent / "synthetic" / "sentences"
+)
 
 # Used only when the packaged sentence lists are missing (e.g. a partial
 # checkout); enough text for SentencePiece to learn a small vocabulary.

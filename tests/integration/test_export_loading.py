@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from speechbrain_sense.audio import load_audio
-from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
 from speechbrain_sense.pooling import SenseEmbeddingHead
 from speechbrain_sense.student import SenseStudent
+from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
 from speechbrain_sense.w2v_bert import SenseW2VBert, W2VBertFeatures
 
 ROOT = Path(__file__).resolve().parents[2]

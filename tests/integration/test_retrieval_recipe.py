@@ -211,8 +211,8 @@ def test_a_model_without_its_teacher_needs_one_named(
 
 
 def test_common_voice_layout_pairs_parallel_sentences(tmp_path):
-    from speechbrain_sense.data.phrase_grammar import grammar_sentences
-    from speechbrain_sense.data.synthetic_cv import load_builtin_sentences
+    from speechbrain_sense.synthetic.common_voice import load_builtin_sentences
+    from speechbrain_sense.synthetic.phrase_grammar import grammar_sentences
 
     sentences = {
         "en": [load_builtin_sentences("en")[3], grammar_sentences("en")[7]],

@@ -1,7 +1,7 @@
 """The search page in a real browser: type, search, see, play; speak.
 
 Starts ``python -m speechbrain_sense.search serve`` on a free loopback
-port over the synthetic archive of :mod:`speechbrain_sense.data.
+port over the synthetic archive of :mod:`speechbrain_sense.synthetic.
 synthetic_search` (four recordings, a tiny model trained in the fixture
 against the real multilingual Universal Sentence Encoder), and drives
 Debian's Chromium headless through Selenium. A French question must bring
@@ -72,14 +72,14 @@ def wait_until_up(url, process, log, timeout=90):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The ``serve`` command over a three-recording index; its base URL."""
-    from speechbrain_sense.data.synthetic_search import (
+    from speechbrain_sense.search.indexer import index_folder
+    from speechbrain_sense.search.query import SearchModel
+    from speechbrain_sense.synthetic.search import (
         TARGETS,
         make_search_archive,
         synthesize,
         train_search_model,
     )
-    from speechbrain_sense.search.indexer import index_folder
-    from speechbrain_sense.search.query import SearchModel
     from speechbrain_sense.testing import free_port
 
     tmp = tmp_path_factory.mktemp("search_page")

@@ -252,7 +252,7 @@ def test_samu_xlsr_recipe_trains_from_the_manifests(
     import os
     import subprocess
 
-    from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
+    from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
 
     corpus = tmp_path / "cv"
     make_synthetic_cv(corpus, ["en", "fr"], per_language=8, seed=4)

@@ -17,7 +17,7 @@ import pytest
 import torch
 from speechbrain.core import Stage
 
-from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
+from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
 from speechbrain_sense.testing import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

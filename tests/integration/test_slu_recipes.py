@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_sense.data.synthetic_slu import (
+from speechbrain_sense.metrics.slu import f1_from_counts, format_tagged
+from speechbrain_sense.synthetic.slu import (
     make_synthetic_media,
     make_synthetic_slue_voxpopuli,
 )
-from speechbrain_sense.metrics.slu import f1_from_counts, format_tagged
 from speechbrain_sense.testing import free_port
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"

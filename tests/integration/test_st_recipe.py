@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 import sacrebleu
 
-from speechbrain_sense.data.synthetic_covost import (
+from speechbrain_sense.manifests import read_manifest
+from speechbrain_sense.synthetic.covost import (
     make_synthetic_covost,
     parallel_sentences,
 )
-from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.testing import free_port
 from speechbrain_sense.testing.tiny_text_models import save_tiny_mbart50
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from speechbrain_sense.data.synthetic_slue_ted import make_synthetic_slue_ted
 from speechbrain_sense.metrics.summarization import BERTScore, rouge_scores
+from speechbrain_sense.synthetic.slue_ted import make_synthetic_slue_ted
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/SLUE-TED/summarization"
 sys.path.insert(0, str(RECIPE))

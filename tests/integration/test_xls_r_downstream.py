@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from speechbrain_sense.data.synthetic_covost import make_synthetic_covost
 from speechbrain_sense.export import export_student
 from speechbrain_sense.pooling import SenseEmbeddingHead
 from speechbrain_sense.student import SenseStudent
+from speechbrain_sense.synthetic.covost import make_synthetic_covost
 from speechbrain_sense.testing.tiny_models import save_tiny_xls_r
 from speechbrain_sense.xls_r import SenseXLSR
 
@@ -88,7 +88,7 @@ def test_slue_ner_recipe_trains_on_an_exported_xls_r_model(
     xls_r_sense_dir, tmp_path
 ):
     """The SLU recipes' features come from speechbrain_sense.slu."""
-    from speechbrain_sense.data.synthetic_slu import (
+    from speechbrain_sense.synthetic.slu import (
         make_synthetic_slue_voxpopuli,
     )
 

@@ -21,11 +21,11 @@ from speechbrain_sense.attention import (
     synthesize,
     word_frame_labels,
 )
-from speechbrain_sense.data.espeak import WordBoundary
 from speechbrain_sense.export import export_student
 from speechbrain_sense.inference import SenseEncoder
 from speechbrain_sense.pooling import SenseEmbeddingHead
 from speechbrain_sense.student import SenseStudent
+from speechbrain_sense.synthetic.espeak import WordBoundary
 from speechbrain_sense.vad import frame_speech_mask
 from speechbrain_sense.w2v_bert import SenseW2VBert
 

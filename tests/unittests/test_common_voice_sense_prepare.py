@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from speechbrain_sense.audio import audio_duration, load_audio
-from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.preparation import ManifestWriter
+from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/CommonVoice/SENSE"
 sys.path.insert(0, str(RECIPE))

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from speechbrain_sense.data.espeak import (
+from speechbrain_sense.synthetic.espeak import (
     REPRODUCIBLE_VARIANTS,
     ESpeakSynthesizer,
 )

@@ -1,12 +1,17 @@
 """Models and configurations written before the package layout changed."""
 
+import importlib
 import json
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 import torch
+from hyperpyyaml import load_hyperpyyaml
 
+from speechbrain_sense._moved import MOVED
 from speechbrain_sense.inference import SenseEncoder
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "pre_layout_export.tar.gz"
@@ -51,3 +56,41 @@ def test_an_export_from_before_the_move_embeds_as_it_did(
         atol=1e-5,
         rtol=0,
     )
+
+
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_an_old_module_path_is_the_new_module_with_a_warning(old):
+    sys.modules.pop(old, None)
+    with pytest.deprecated_call(match=MOVED[old].replace(".", r"\.")):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(MOVED[old])
+
+
+def test_old_names_of_packages_that_took_over_a_path_are_forwarded():
+    import speechbrain_sense.data as data
+    from speechbrain_sense.synthetic import synthesize_if_empty
+
+    with pytest.deprecated_call(match="speechbrain_sense.synthetic"):
+        assert data.synthesize_if_empty is synthesize_if_empty
+    assert not hasattr(data, "no_such_name")
+
+
+def test_yaml_tags_with_old_paths_build_the_new_classes():
+    from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
+
+    old = "speechbrain_sense.data.synthetic_cv"
+    sys.modules.pop(old, None)
+    with pytest.deprecated_call():
+        loaded = load_hyperpyyaml(f"make: !name:{old}.make_synthetic_cv\n")
+    assert loaded["make"] is make_synthetic_cv
+
+
+def test_python_m_on_an_old_path_runs_the_new_module():
+    run = subprocess.run(
+        [sys.executable, "-m", "speechbrain_sense.data.synthetic_cv", "-h"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "python -m speechbrain_sense.synthetic.common_voice" in run.stdout
+    assert "DeprecationWarning" in run.stderr

@@ -2,12 +2,12 @@
 
 import pytest
 
-from speechbrain_sense.data import phrase_grammar
-from speechbrain_sense.data.phrase_grammar import (
+from speechbrain_sense.synthetic import phrase_grammar
+from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
+from speechbrain_sense.synthetic.phrase_grammar import (
     grammar_languages,
     grammar_sentences,
 )
-from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
 
 
 def test_tables_are_parallel_and_distinct():

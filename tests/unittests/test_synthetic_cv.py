@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speechbrain_sense.data.synthetic_cv import (
+from speechbrain_sense.synthetic.common_voice import (
     CV_COLUMNS,
     SPEAKERS,
     SPLITS,

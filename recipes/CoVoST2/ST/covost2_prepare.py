@@ -551,7 +551,7 @@ def train_sentencepiece(texts, model_path, vocab_size, model_type="unigram"):
     -------
     >>> import tempfile
     >>> import sentencepiece as spm
-    >>> from speechbrain_sense.data.synthetic_cv import load_builtin_sentences
+    >>> from speechbrain_sense.synthetic.common_voice import load_builtin_sentences
     >>> path = train_sentencepiece(
     ...     load_builtin_sentences("en"), Path(tempfile.mkdtemp()) / "t.model", 80
     ... )

@@ -43,7 +43,6 @@ from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.data import synthesize_if_empty
 from speechbrain_sense.dataio import (
     audio_feature_pipeline,
     loader_options,
@@ -52,6 +51,7 @@ from speechbrain_sense.dataio import (
 from speechbrain_sense.distributed import ddp_destroy_group
 from speechbrain_sense.metrics.translation import translation_scores
 from speechbrain_sense.seq2seq import label_smoothed_nll
+from speechbrain_sense.synthetic import synthesize_if_empty
 from speechbrain_sense.w2v_bert import frame_mask
 
 logger = get_logger(__name__)
@@ -419,7 +419,7 @@ if __name__ == "__main__":
 
     # Demo configuration: synthesise a corpus into an empty data_folder.
     if hparams["synthetic_corpus"]:
-        from speechbrain_sense.data.synthetic_covost import (
+        from speechbrain_sense.synthetic.covost import (
             make_synthetic_covost,
         )
 

@@ -91,7 +91,7 @@ logger = get_logger(__name__)
 SPLITS = ("train", "dev", "test")
 CV_COLUMNS = ("client_id", "path", "sentence")
 # The release whose layout this preparation and its tests (the synthetic
-# corpus of speechbrain_sense.data.synthetic_cv) reproduce. The SENSE
+# corpus of speechbrain_sense.synthetic.common_voice) reproduce. The SENSE
 # authors do not say which release they trained on.
 VALIDATED_RELEASE = "16.1"
 # The clip TSV header of each release this preparation knows.

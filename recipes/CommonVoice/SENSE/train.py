@@ -35,7 +35,6 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.arguments import parse_arguments
-from speechbrain_sense.data import synthesize_if_empty
 from speechbrain_sense.dataio import (
     LOAD_ERROR_KEY,
     LoadFailureGuard,
@@ -60,6 +59,7 @@ from speechbrain_sense.shards import (
     load_index,
 )
 from speechbrain_sense.streaming import ShardStream, StreamLoader
+from speechbrain_sense.synthetic import synthesize_if_empty
 from speechbrain_sense.teacher_cache import TeacherEmbeddingCache
 from speechbrain_sense.w2v_bert import W2VBertFeatures
 
@@ -530,7 +530,7 @@ if __name__ == "__main__":
 
     # Demo configuration: synthesise a corpus into an empty data_folder.
     if hparams["synthetic_corpus"]:
-        from speechbrain_sense.data.synthetic_cv import make_synthetic_cv
+        from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
 
         run_on_main(
             synthesize_if_empty,

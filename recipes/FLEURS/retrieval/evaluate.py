@@ -66,11 +66,11 @@ def ensure_synthetic_corpus(
     folder = Path(data_folder)
     if folder.is_dir() and any(folder.iterdir()):
         return
-    from speechbrain_sense.data.phrase_grammar import grammar_sentences
-    from speechbrain_sense.data.synthetic_cv import (
+    from speechbrain_sense.synthetic.common_voice import (
         load_builtin_sentences,
         make_synthetic_cv,
     )
+    from speechbrain_sense.synthetic.phrase_grammar import grammar_sentences
 
     lists = {"grammar": grammar_sentences, "builtin": load_builtin_sentences}
     if sentences not in lists:

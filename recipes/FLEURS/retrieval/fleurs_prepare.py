@@ -12,7 +12,7 @@ of three layouts of ``data_folder``, detected automatically:
   is FLEURS' ``id``: the same sentence in every language (and for every
   speaker who read it).
 * **Common Voice**, as written by
-  ``speechbrain_sense.data.synthetic_cv`` (``<lang>/<split>.tsv`` with
+  ``speechbrain_sense.synthetic.common_voice`` (``<lang>/<split>.tsv`` with
   ``path`` and ``sentence`` columns, clips in ``<lang>/clips/``). Its
   sentence lists are parallel (sentence *i* of every language means the
   same), so ``pair_id`` is the index of the transcript in
@@ -41,14 +41,14 @@ from pathlib import Path
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.audio import audio_duration
-from speechbrain_sense.data.phrase_grammar import (
-    grammar_languages,
-    grammar_sentences,
-)
-from speechbrain_sense.data.synthetic_cv import (
+from speechbrain_sense.synthetic.common_voice import (
     builtin_languages,
     load_builtin_sentences,
     normalize_sentence,
+)
+from speechbrain_sense.synthetic.phrase_grammar import (
+    grammar_languages,
+    grammar_sentences,
 )
 
 logger = get_logger(__name__)

@@ -40,7 +40,6 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.data import synthesize_if_empty
 from speechbrain_sense.dataio import (
     audio_feature_pipeline,
     encoder_features_class,
@@ -53,6 +52,7 @@ from speechbrain_sense.metrics.summarization import (
     rouge_scores,
 )
 from speechbrain_sense.seq2seq import TransformerTextDecoder
+from speechbrain_sense.synthetic import synthesize_if_empty
 from speechbrain_sense.w2v_bert import W2VBertFeatures
 
 logger = get_logger(__name__)
@@ -344,7 +344,7 @@ if __name__ == "__main__":
 
     # Demo configuration: synthesise talks into an empty data_folder.
     if hparams["synthetic_corpus"]:
-        from speechbrain_sense.data.synthetic_slue_ted import (
+        from speechbrain_sense.synthetic.slue_ted import (
             make_synthetic_slue_ted,
         )
 

@@ -4,18 +4,18 @@ The model is trained in the fixture (about 10 s on two cores): a tiny
 w2v-BERT student fitted to the passages the indexer cuts from the archive,
 against the real multilingual Universal Sentence Encoder, which the
 exported ``training.json`` names as its teacher
-(:mod:`speechbrain_sense.data.synthetic_search`).
+(:mod:`speechbrain_sense.synthetic.search`).
 """
 
 import shutil
 
 import pytest
 
-from speechbrain_sense.data.synthetic_search import (
+from speechbrain_sense.search.query import SearchModel
+from speechbrain_sense.synthetic.search import (
     make_search_archive,
     train_search_model,
 )
-from speechbrain_sense.search.query import SearchModel
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from speechbrain_sense.data.synthetic_search import TARGETS
 from speechbrain_sense.search.indexer import index_folder, walk_audio
 from speechbrain_sense.search.query import query_index
 from speechbrain_sense.search.store import SearchIndex, SearchIndexError
+from speechbrain_sense.synthetic.search import TARGETS
 
 LATIN1_NAME = b"r\xe9sum\xe9.wav"  # not valid UTF-8
 

@@ -10,10 +10,10 @@ import textwrap
 import numpy as np
 import pytest
 
-from speechbrain_sense.data.synthetic_search import TARGETS
 from speechbrain_sense.search.indexer import index_folder
 from speechbrain_sense.search.query import query_index
 from speechbrain_sense.search.store import SearchIndex
+from speechbrain_sense.synthetic.search import TARGETS
 
 
 def _index(folder, model, db):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import soundfile
 
-from speechbrain_sense.data.synthetic_search import TARGETS, synthesize
 from speechbrain_sense.search.indexer import index_folder
 from speechbrain_sense.search.query import SearchModel, query_index
 from speechbrain_sense.search.store import ModelMismatchError, SearchIndex
+from speechbrain_sense.synthetic.search import TARGETS, synthesize
 
 # The targets said in other words and other languages: the Universal
 # Sentence Encoder, the model's teacher, maps them near the English.

@@ -35,7 +35,7 @@ SECRET = b"RIFF-TOP-SECRET-" * 64  # a file outside the indexed folder
 
 def speak(text, path):
     """Writes ``text`` spoken by espeak, with silence around, to ``path``."""
-    from speechbrain_sense.data.espeak import ESpeakSynthesizer
+    from speechbrain_sense.synthetic.espeak import ESpeakSynthesizer
 
     spoken = ESpeakSynthesizer().synthesize(text, "en")
     silence = np.zeros(int(0.5 * spoken.sample_rate), np.float32)

@@ -36,7 +36,6 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.data import synthesize_if_empty
 from speechbrain_sense.distributed import ddp_destroy_group
 from speechbrain_sense.slu import (
     TaggedCTCBrain,
@@ -44,6 +43,7 @@ from speechbrain_sense.slu import (
     log_vocabulary,
     prepare_label_encoder,
 )
+from speechbrain_sense.synthetic import synthesize_if_empty
 
 logger = get_logger(__name__)
 
@@ -72,7 +72,7 @@ if __name__ == "__main__":
     )
 
     if hparams["synthetic_corpus"]:
-        from speechbrain_sense.data.synthetic_slu import make_synthetic_media
+        from speechbrain_sense.synthetic.slu import make_synthetic_media
 
         run_on_main(
             synthesize_if_empty,

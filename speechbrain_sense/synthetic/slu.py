@@ -53,7 +53,7 @@ import soundfile as sf
 import torch
 
 from speechbrain_sense.audio import resample
-from speechbrain_sense.data.espeak import ESpeakSynthesizer
+from speechbrain_sense.synthetic.espeak import ESpeakSynthesizer
 
 __all__ = [
     "MEDIA_XML_SPLITS",

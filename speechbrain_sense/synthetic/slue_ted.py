@@ -14,7 +14,7 @@ release is laid out as::
 This module writes that layout into ``out_dir`` with eSpeak NG speech, so
 that the recipe's data preparation, long-form encoding and metrics run on
 a corpus made offline in seconds. A "talk" is several sentences of the
-phrase grammar (:mod:`speechbrain_sense.data.phrase_grammar`) about one
+phrase grammar (:mod:`speechbrain_sense.synthetic.phrase_grammar`) about one
 subject, spoken by one voice: tens of seconds, so a small encoder window
 cuts it into several chunks. Title and abstract are derived from it::
 
@@ -28,7 +28,7 @@ actions). Same arguments and seed, byte-identical TSVs.
 
 Command line::
 
-    python -m speechbrain_sense.data.synthetic_slue_ted --out DIR \\
+    python -m speechbrain_sense.synthetic.slue_ted --out DIR \\
         [--talks 6,2,2] [--sentences 4,6] [--seed 0]
 
 Authors
@@ -45,9 +45,13 @@ import soundfile
 import torch
 
 from speechbrain_sense.audio import resample
-from speechbrain_sense.data.espeak import ESpeakSynthesizer
-from speechbrain_sense.data.phrase_grammar import ACTIONS, SETTINGS, SUBJECTS
-from speechbrain_sense.data.synthetic_cv import SPEAKERS
+from speechbrain_sense.synthetic.common_voice import SPEAKERS
+from speechbrain_sense.synthetic.espeak import ESpeakSynthesizer
+from speechbrain_sense.synthetic.phrase_grammar import (
+    ACTIONS,
+    SETTINGS,
+    SUBJECTS,
+)
 
 SPLITS = ("fine-tune", "dev", "test")
 TSV_COLUMNS = ("id", "transcript", "speaker", "split", "title", "abstract")
@@ -239,7 +243,7 @@ def main(argv=None):
         The summary of :func:`make_synthetic_slue_ted`.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m speechbrain_sense.data.synthetic_slue_ted",
+        prog="python -m speechbrain_sense.synthetic.slue_ted",
         description="Write a synthetic SLUE-TED corpus (eSpeak NG talks).",
     )
     parser.add_argument("--out", required=True, help="the slue-ted folder")

@@ -24,7 +24,7 @@ labelled ``train_covost``.
 
 Command line::
 
-    python -m speechbrain_sense.data.synthetic_covost --out DIR \\
+    python -m speechbrain_sense.synthetic.covost --out DIR \\
         --languages fr,de --per-language 20 [--sentences grammar] [--seed 0]
 
 Authors
@@ -37,15 +37,15 @@ from pathlib import Path
 
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.data.phrase_grammar import (
-    grammar_languages,
-    grammar_sentences,
-)
-from speechbrain_sense.data.synthetic_cv import (
+from speechbrain_sense.synthetic.common_voice import (
     SPLITS,
     builtin_languages,
     make_synthetic_cv,
     normalize_sentence,
+)
+from speechbrain_sense.synthetic.phrase_grammar import (
+    grammar_languages,
+    grammar_sentences,
 )
 
 logger = get_logger(__name__)
@@ -83,7 +83,7 @@ def parallel_sentences(language, sentences="builtin", seed=0):
     language : str
         Source language.
     sentences : str
-        ``"builtin"`` (the parallel lists in ``data/sentences``, 13
+        ``"builtin"`` (the parallel lists in ``synthetic/sentences``, 13
         languages) or ``"grammar"`` (the phrase grammar: en/fr/de/es).
     seed : int
         Seed of the grammar's sentence order.

@@ -6,7 +6,7 @@ real data-preparation code is exercised, (b) is parallel across languages
 (line i of every built-in sentence list is a translation of line i of the
 English one), and (c) can be made offline in seconds. This module speaks
 built-in (or user-given) sentences with eSpeak NG
-(:mod:`speechbrain_sense.data.espeak`) and writes::
+(:mod:`speechbrain_sense.synthetic.espeak`) and writes::
 
     OUT/<lang>/clips/common_voice_<lang>_<8 digits>.mp3   48 kHz mono MP3
     OUT/<lang>/train.tsv, dev.tsv, test.tsv                the CV columns
@@ -28,7 +28,7 @@ library versions or CPUs (resampler floating point), the TSVs do not.
 
 Command line::
 
-    python -m speechbrain_sense.data.synthetic_cv --out DIR \\
+    python -m speechbrain_sense.synthetic.common_voice --out DIR \\
         --languages en,fr,de,es --per-language 20 [--seed 0] \\
         [--sentences fr=my_fr.txt ...] [--split 0.8,0.1,0.1]
 
@@ -55,9 +55,9 @@ import torch
 import torchaudio
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.data.espeak import ESpeakSynthesizer
-from speechbrain_sense.data.phrase_grammar import grammar_sentences
 from speechbrain_sense.preparation import COMMON_VOICE_COLUMNS
+from speechbrain_sense.synthetic.espeak import ESpeakSynthesizer
+from speechbrain_sense.synthetic.phrase_grammar import grammar_sentences
 
 logger = get_logger(__name__)
 
@@ -216,7 +216,7 @@ def builtin_languages():
     >>> {"en", "fr", "fa", "ru"} <= set(builtin_languages())
     True
     """
-    folder = resources.files("speechbrain_sense.data") / "sentences"
+    folder = resources.files("speechbrain_sense.synthetic") / "sentences"
     return sorted(
         entry.name[: -len(".txt")]
         for entry in folder.iterdir()
@@ -252,7 +252,7 @@ def load_builtin_sentences(language):
             f"{', '.join(builtin_languages())}); give a sentence file, e.g. "
             f"--sentences {language}=FILE"
         )
-    entry = resources.files("speechbrain_sense.data") / "sentences"
+    entry = resources.files("speechbrain_sense.synthetic") / "sentences"
     text = (entry / f"{language}.txt").read_text(encoding="utf-8")
     return _unique(text.split("\n"))
 
@@ -616,7 +616,7 @@ def make_synthetic_cv(
         the built-in list of that language; needed for languages without
         one (see :func:`builtin_languages`). ``"grammar"`` uses the
         compositional sentences of
-        :mod:`speechbrain_sense.data.phrase_grammar` for every language.
+        :mod:`speechbrain_sense.synthetic.phrase_grammar` for every language.
     split : tuple of float
         Fractions of train / dev / test utterances (adding up to 1).
 
@@ -863,7 +863,7 @@ def main(argv=None):
         The summary of :func:`make_synthetic_cv`.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m speechbrain_sense.data.synthetic_cv",
+        prog="python -m speechbrain_sense.synthetic.common_voice",
         description=(
             "Write a synthetic Common Voice corpus (eSpeak NG speech, real "
             "CV layout). Built-in parallel sentences: "

@@ -1,6 +1,6 @@
 """Speech synthesis with eSpeak NG, with word boundaries.
 
-The synthetic Common Voice fixture (:mod:`speechbrain_sense.data.synthetic_cv`)
+The synthetic Common Voice fixture (:mod:`speechbrain_sense.synthetic.common_voice`)
 and the demo need real, intelligible, multilingual speech without
 downloading anything, so they use eSpeak NG: tiny, fast, with voices for
 about a hundred languages, and reproducible sample for sample with the

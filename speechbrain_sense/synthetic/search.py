@@ -20,7 +20,7 @@ spans, storage, the teacher pairing of ``training.json``, ranking, file
 and time bookkeeping). The teacher is real and multilingual, so typed
 queries in other languages or in other words find the English recordings.
 
-Run ``python -m speechbrain_sense.data.synthetic_search OUT`` to write
+Run ``python -m speechbrain_sense.synthetic.search OUT`` to write
 ``OUT/audio``, ``OUT/truth.json`` and ``OUT/model``.
 
 Authors
@@ -74,7 +74,7 @@ def synthesize(text, language="en"):
         ``[time]`` samples.
     """
     from speechbrain_sense.audio import resample
-    from speechbrain_sense.data.espeak import ESpeakSynthesizer
+    from speechbrain_sense.synthetic.espeak import ESpeakSynthesizer
 
     result = ESpeakSynthesizer().synthesize(text, language)
     wav = torch.from_numpy(np.ascontiguousarray(result.waveform))
