@@ -176,7 +176,7 @@ def main(argv=None):
         row_cosines,
     )
     from speechbrain_sense.retrieval import speech_to_text_recall
-    from speechbrain_sense.teachers import teacher_from_source
+    from speechbrain_sense.teachers.sentence_encoders import teacher_from_source
 
     save = Path(options.save_folder)
     if not save.is_dir():

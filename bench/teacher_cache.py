@@ -3,7 +3,7 @@
 
 The upstream SENSE recipe runs the frozen teacher (BGE-M3) on the
 transcripts of every batch, every epoch. This recipe embeds each unique
-transcript once into a :class:`~speechbrain_sense.teacher_cache.
+transcript once into a :class:`~speechbrain_sense.teachers.cache.
 TeacherEmbeddingCache` and looks the vectors up afterwards. For ``N``
 transcripts and ``E`` epochs this benchmark measures:
 
@@ -136,7 +136,7 @@ def measure_teacher(kind, options, texts):
     dict
         Seconds and bytes.
     """
-    from speechbrain_sense.teacher_cache import TeacherEmbeddingCache
+    from speechbrain_sense.teachers.cache import TeacherEmbeddingCache
 
     device = options.device
     teacher = load_teacher(

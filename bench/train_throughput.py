@@ -315,7 +315,7 @@ def teacher_cache(options, corpus, teacher):
     """The recipe's teacher cache: every transcript of every split, once.
 
     What ``train.py``'s ``build_teacher_cache`` does, with the library's
-    :class:`~speechbrain_sense.teacher_cache.TeacherEmbeddingCache`; a
+    :class:`~speechbrain_sense.teachers.cache.TeacherEmbeddingCache`; a
     store that is already complete is only opened.
 
     Arguments
@@ -332,7 +332,7 @@ def teacher_cache(options, corpus, teacher):
     TeacherEmbeddingCache
         The opened cache (its teacher dropped, as the recipe does).
     """
-    from speechbrain_sense.teacher_cache import TeacherEmbeddingCache
+    from speechbrain_sense.teachers.cache import TeacherEmbeddingCache
 
     cache = TeacherEmbeddingCache(
         Path(options["work_dir"]) / f"teacher-cache-{options['config']}",

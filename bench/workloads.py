@@ -244,7 +244,7 @@ def load_teacher(kind, work_dir, config, threads=2):
     Arguments
     ---------
     kind : str
-        ``"xlmr"``: :class:`~speechbrain_sense.teachers.HFSentenceEncoder`
+        ``"xlmr"``: :class:`~speechbrain_sense.teachers.sentence_encoders.HFSentenceEncoder`
         with BGE-M3's recipe on a random XLM-R (:func:`teacher_source`);
         ``"use"``: the multilingual Universal Sentence Encoder (512-d,
         NumPy), the teacher of ``make demo``.
@@ -261,12 +261,14 @@ def load_teacher(kind, work_dir, config, threads=2):
         A teacher with ``encode``, ``identity`` and ``dim``.
     """
     if kind == "use":
-        from speechbrain_sense.teachers import universal_sentence_encoder
+        from speechbrain_sense.teachers.sentence_encoders import (
+            universal_sentence_encoder,
+        )
 
         return universal_sentence_encoder(threads=threads)
     if kind != "xlmr":
         raise ValueError(f"teacher must be one of {TEACHERS}, not {kind!r}")
-    from speechbrain_sense.teachers import HFSentenceEncoder
+    from speechbrain_sense.teachers.sentence_encoders import HFSentenceEncoder
 
     return HFSentenceEncoder(
         teacher_source(work_dir, config),

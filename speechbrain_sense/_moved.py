@@ -39,6 +39,14 @@ _RENAMES = {
     "data.synthetic_search": "synthetic.search",
     "data.synthetic_slu": "synthetic.slu",
     "data.synthetic_slue_ted": "synthetic.slue_ted",
+    # training
+    "arguments": "training.arguments",
+    "distributed": "training.distributed",
+    "losses": "training.losses",
+    "random_state": "training.random_state",
+    "resilient_checkpointer": "training.resilient_checkpointer",
+    # teachers
+    "teacher_cache": "teachers.cache",
     # moved-table
 }
 MOVED = {

@@ -25,7 +25,10 @@ from pathlib import Path
 
 import torch
 
-from speechbrain_sense.teachers import TEACHER_BUILDERS, TEACHER_LANGUAGES
+from speechbrain_sense.teachers.sentence_encoders import (
+    TEACHER_BUILDERS,
+    TEACHER_LANGUAGES,
+)
 
 UPSTREAM_FILES = ("wav2vec2.ckpt", "model.ckpt")
 
@@ -352,9 +355,9 @@ def teacher_spec(node):
     -------
     dict or None
         ``{"builder": name, "arguments": {...}}`` for
-        :func:`speechbrain_sense.teachers.teacher_from_spec`, without the
+        :func:`speechbrain_sense.teachers.sentence_encoders.teacher_from_spec`, without the
         machine's ``cache_dir``; ``None`` when the node is not a call of
-        one of :data:`speechbrain_sense.teachers.TEACHER_BUILDERS` with
+        one of :data:`speechbrain_sense.teachers.sentence_encoders.TEACHER_BUILDERS` with
         plain keyword arguments.
     """
     tag = getattr(getattr(node, "tag", None), "value", None) or ""

@@ -85,7 +85,7 @@ from speechbrain_sense.checkpoint import (
     student_state_dict,
 )
 from speechbrain_sense.pooling import PROJECTIONS
-from speechbrain_sense.teachers import TRAINING_FILE
+from speechbrain_sense.teachers.sentence_encoders import TRAINING_FILE
 
 TEMPLATE_NAME = "sense_inference.yaml"
 # The inference template of each encoder, by its HuggingFace model_type.
@@ -534,9 +534,9 @@ def export_student(
     training : dict, optional
         Written as ``training.json``: ``{"teacher": spec, "languages":
         [...]}``, the teacher the model was trained against
-        (:func:`speechbrain_sense.teachers.teacher_from_spec`) and its
+        (:func:`speechbrain_sense.teachers.sentence_encoders.teacher_from_spec`) and its
         training languages, which evaluations read
-        (:func:`speechbrain_sense.teachers.model_teacher`).
+        (:func:`speechbrain_sense.teachers.sentence_encoders.model_teacher`).
 
     Returns
     -------

@@ -3,7 +3,7 @@
 A spoken query is embedded by the exported SENSE encoder itself; a typed
 query by the sentence encoder the model was trained to imitate (its
 teacher), which the export names in ``training.json``
-(:func:`speechbrain_sense.teachers.model_teacher`): SENSE puts speech next
+(:func:`speechbrain_sense.teachers.sentence_encoders.model_teacher`): SENSE puts speech next
 to the *teacher's* embedding of its transcript, so the teacher is the text
 side of the shared space.
 
@@ -30,7 +30,7 @@ from speechbrain_sense.audio import load_audio
 from speechbrain_sense.hashing import update_with_file_edges
 from speechbrain_sense.retrieval import score_error_bound
 from speechbrain_sense.search.store import check_model, display_path
-from speechbrain_sense.teachers import (
+from speechbrain_sense.teachers.sentence_encoders import (
     model_teacher,
     model_training_facts,
     teacher_from_spec,

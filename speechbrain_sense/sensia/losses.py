@@ -24,8 +24,8 @@ import torch.nn.functional as F
 # whole package (SENSE and SENSIA); both are re-exported here because the
 # curriculum weighs them.
 from speechbrain_sense.backpack.language_modeling import label_smoothed_lm_loss
-from speechbrain_sense.distributed import gather_with_grad
-from speechbrain_sense.losses import info_nce
+from speechbrain_sense.training.distributed import gather_with_grad
+from speechbrain_sense.training.losses import info_nce
 
 __all__ = [
     "curriculum_weights",
@@ -233,7 +233,7 @@ def gathered_info_nce(
     """:func:`info_nce` with the pairs of every DDP rank as negatives.
 
     Each rank gathers the queries and the keys of all ranks in rank order
-    (:func:`speechbrain_sense.distributed.gather_with_grad`), so pair i of
+    (:func:`speechbrain_sense.training.distributed.gather_with_grad`), so pair i of
     rank r is row ``offset_r + i`` of both and the positives stay on the
     diagonal, then computes :func:`info_nce` on the gathered batch. Every
     rank thus gets the loss one process would compute on the concatenated

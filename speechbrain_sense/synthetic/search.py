@@ -196,7 +196,7 @@ def train_search_model(audio_dir, spoken, out_dir, steps=150, seed=0):
     from speechbrain_sense.export import export_student
     from speechbrain_sense.pooling import SenseEmbeddingHead
     from speechbrain_sense.student import SenseStudent
-    from speechbrain_sense.teachers import teacher_from_spec
+    from speechbrain_sense.teachers.sentence_encoders import teacher_from_spec
     from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
     from speechbrain_sense.w2v_bert import SenseW2VBert, W2VBertFeatures
 

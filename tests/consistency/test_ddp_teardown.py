@@ -2,7 +2,7 @@
 
 A rank that leaves its process group to interpreter finalisation can die
 with SIGABRT after a successful run (gloo's worker threads), which fails the
-whole ``torchrun`` job: see ``speechbrain_sense.distributed``.
+whole ``torchrun`` job: see ``speechbrain_sense.training.distributed``.
 """
 
 import ast

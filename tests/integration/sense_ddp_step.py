@@ -17,7 +17,7 @@ import torch.distributed as dist
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.batch import PaddedBatch
 
-from speechbrain_sense.distributed import ddp_destroy_group
+from speechbrain_sense.training.distributed import ddp_destroy_group
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/CommonVoice/SENSE"
 HPARAMS = RECIPE / "hparams" / "sense_tiny.yaml"

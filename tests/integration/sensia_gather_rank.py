@@ -22,8 +22,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from speechbrain_sense.distributed import ddp_destroy_group
 from speechbrain_sense.sensia.losses import gathered_info_nce, info_nce
+from speechbrain_sense.training.distributed import ddp_destroy_group
 
 SIZES = (3, 5)
 DIM, FEATURES = 6, 7

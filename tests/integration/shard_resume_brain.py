@@ -7,7 +7,7 @@ are appended to ``<out>/seen.jsonl`` as it is trained. With ``KILL_EPOCH``
 and ``KILL_STEP`` > 0 the process SIGKILLs itself right after the
 checkpoint of that step, as a preempted cluster job dies. The final
 weights go to ``<out>/final.pt``. The checkpoints hold the generators'
-states (:class:`~speechbrain_sense.random_state.RandomState`) unless
+states (:class:`~speechbrain_sense.training.random_state.RandomState`) unless
 ``NO_RANDOM_STATE=1``.
 
 Usage: shard_resume_brain.py SHARDS RATIOS OUT KILL_EPOCH KILL_STEP
@@ -24,9 +24,9 @@ import torch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
 
-from speechbrain_sense.random_state import RandomState
 from speechbrain_sense.sampling import load_language_ratios
 from speechbrain_sense.streaming import ShardStream, StreamLoader
+from speechbrain_sense.training.random_state import RandomState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from shard_stream_rank import STREAM_OPTIONS  # noqa: E402

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from speechbrain_sense.distributed import ddp_destroy_group
 from speechbrain_sense.sampling import load_language_ratios
 from speechbrain_sense.streaming import ShardStream, StreamLoader
+from speechbrain_sense.training.distributed import ddp_destroy_group
 
 STREAM_OPTIONS = {
     "max_batch_seconds": 12.0,

@@ -14,7 +14,6 @@ import torch
 from speechbrain.dataio.batch import PaddedBatch
 
 from speechbrain_sense.audio import load_audio
-from speechbrain_sense.losses import cosine_alignment_loss
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.pooling import SenseEmbeddingHead
 from speechbrain_sense.sampling import load_language_ratios
@@ -25,6 +24,7 @@ from speechbrain_sense.streaming import (
 )
 from speechbrain_sense.student import SenseStudent
 from speechbrain_sense.testing import free_port
+from speechbrain_sense.training.losses import cosine_alignment_loss
 from speechbrain_sense.w2v_bert import SenseW2VBert, W2VBertFeatures
 
 HERE = Path(__file__).resolve().parent

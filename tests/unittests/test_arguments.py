@@ -4,7 +4,7 @@ import pytest
 import speechbrain as sb
 import torch
 
-from speechbrain_sense.arguments import parse_arguments
+from speechbrain_sense.training.arguments import parse_arguments
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import textwrap
 
 import torch.distributed as dist
 
-from speechbrain_sense.distributed import ddp_destroy_group
 from speechbrain_sense.testing import free_port
+from speechbrain_sense.training.distributed import ddp_destroy_group
 
 
 def test_destroys_an_open_group_once():
@@ -41,7 +41,7 @@ EXITING_RANK = textwrap.dedent(
     import atexit, sys
     import torch
     import torch.distributed as dist
-    from speechbrain_sense.distributed import ddp_destroy_group
+    from speechbrain_sense.training.distributed import ddp_destroy_group
 
     dist.init_process_group(
         "gloo", init_method="tcp://127.0.0.1:%d", rank=0, world_size=1

@@ -18,7 +18,7 @@ from speechbrain_sense.export import export_model, export_student, fill_template
 from speechbrain_sense.inference import SenseEncoder, pad_waveforms
 from speechbrain_sense.pooling import SenseEmbeddingHead
 from speechbrain_sense.student import SenseStudent
-from speechbrain_sense.teachers import model_teacher
+from speechbrain_sense.teachers.sentence_encoders import model_teacher
 from speechbrain_sense.w2v_bert import SenseW2VBert, w2v_bert_frame_count
 
 RESOLVED_HPARAMS = """\
@@ -28,7 +28,7 @@ __set_seed: !apply:speechbrain.utils.seed_everything [1986]
 data_folder: /data/cv
 languages: &id001 [en, fr]
 teacher_dim: 16
-teacher: !apply:speechbrain_sense.teachers.universal_sentence_encoder
+teacher: !apply:speechbrain_sense.teachers.sentence_encoders.universal_sentence_encoder
   threads: 2
 encoder_source: &id002 !apply:speechbrain_sense.testing.tiny_models.ensure_tiny_w2v_bert
   out_dir: {source}

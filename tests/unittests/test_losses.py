@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from speechbrain_sense.losses import cosine_alignment_loss, info_nce
+from speechbrain_sense.training.losses import cosine_alignment_loss, info_nce
 
 
 def test_cosine_loss_known_values():

@@ -74,6 +74,14 @@ def test_old_names_of_packages_that_took_over_a_path_are_forwarded():
         assert data.synthesize_if_empty is synthesize_if_empty
     assert not hasattr(data, "no_such_name")
 
+    import speechbrain_sense.teachers as teachers
+    from speechbrain_sense.teachers import cache, sentence_encoders
+
+    with pytest.deprecated_call(match="teachers.sentence_encoders"):
+        assert teachers.teacher_from_spec is sentence_encoders.teacher_from_spec
+    # A submodule of the new package is not taken for an old name.
+    assert cache.__name__ == "speechbrain_sense.teachers.cache"
+
 
 def test_yaml_tags_with_old_paths_build_the_new_classes():
     from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
@@ -83,6 +91,14 @@ def test_yaml_tags_with_old_paths_build_the_new_classes():
     with pytest.deprecated_call():
         loaded = load_hyperpyyaml(f"make: !name:{old}.make_synthetic_cv\n")
     assert loaded["make"] is make_synthetic_cv
+    from speechbrain_sense.teachers.sentence_encoders import teacher_from_spec
+
+    # The old module is a package now: its names resolve through it.
+    with pytest.deprecated_call():
+        loaded = load_hyperpyyaml(
+            "build: !name:speechbrain_sense.teachers.teacher_from_spec\n"
+        )
+    assert loaded["build"] is teacher_from_spec
 
 
 def test_python_m_on_an_old_path_runs_the_new_module():

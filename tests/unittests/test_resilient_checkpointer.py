@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 
-from speechbrain_sense.resilient_checkpointer import (
+from speechbrain_sense.training.resilient_checkpointer import (
     ResilientCheckpointer,
     check_writable,
 )

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_sense import teacher_cache
-from speechbrain_sense.teacher_cache import (
+from speechbrain_sense.teachers import cache as teacher_cache
+from speechbrain_sense.teachers.cache import (
     TeacherEmbeddingCache,
     normalize_text,
 )
-from speechbrain_sense.teachers import CallableSentenceEncoder
+from speechbrain_sense.teachers.sentence_encoders import CallableSentenceEncoder
 from speechbrain_sense.testing import free_port
 
 DIM = 8

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_sense.teachers import (
+from speechbrain_sense.teachers.sentence_encoders import (
     TEACHER_LANGUAGES,
     USE_SOURCE,
     CallableSentenceEncoder,
@@ -267,7 +267,9 @@ def test_weights_fingerprint_sees_config_and_weights(tmp_path):
 
 
 def test_hub_id_not_cached_has_no_fingerprint():
-    from speechbrain_sense.teachers import _resolve_source_directory
+    from speechbrain_sense.teachers.sentence_encoders import (
+        _resolve_source_directory,
+    )
 
     assert _resolve_source_directory("no-such-org/no-such-model-xyz") is None
 
@@ -447,10 +449,10 @@ def test_teacher_spec_round_trips_a_recipe_yaml_node(tiny_xlmr_dir, tmp_path):
     from ruamel.yaml import YAML
 
     from speechbrain_sense.checkpoint import teacher_spec
-    from speechbrain_sense.teachers import teacher_from_spec
+    from speechbrain_sense.teachers.sentence_encoders import teacher_from_spec
 
     node = YAML(typ="rt").load(
-        "teacher: !apply:speechbrain_sense.teachers.teacher_from_source\n"
+        "teacher: !apply:speechbrain_sense.teachers.sentence_encoders.teacher_from_source\n"
         f"    source: {tiny_xlmr_dir}\n"
         "    pooling: mean\n"
         "    max_length: 7\n"

@@ -60,7 +60,6 @@ from speechbrain_sense.backpack.language_modeling import (
 )
 from speechbrain_sense.backpack.model import BackpackLM
 from speechbrain_sense.backpack.tokenizer import BackpackTokenizer
-from speechbrain_sense.distributed import ddp_destroy_group
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.sensia.bitext_retrieval import bitext_recall
 from speechbrain_sense.sensia.losses import (
@@ -70,6 +69,7 @@ from speechbrain_sense.sensia.losses import (
     sense_entropy,
     sentence_views,
 )
+from speechbrain_sense.training.distributed import ddp_destroy_group
 
 logger = get_logger(__name__)
 

@@ -84,7 +84,9 @@ from speechbrain_sense.preparation import (
     mark_prepared,
 )
 from speechbrain_sense.sampling import save_language_ratios
-from speechbrain_sense.teachers import filter_teacher_languages
+from speechbrain_sense.teachers.sentence_encoders import (
+    filter_teacher_languages,
+)
 
 logger = get_logger(__name__)
 
@@ -190,7 +192,7 @@ def prepare_common_voice(
         Processes checking clips (default: the usable cores).
     language_filter : str, optional
         ``"bge_m3"``: keep only the locales the teacher covers
-        (:func:`speechbrain_sense.teachers.filter_teacher_languages`, which
+        (:func:`speechbrain_sense.teachers.sentence_encoders.filter_teacher_languages`, which
         prints those it drops); ``None`` keeps them all.
     common_voice_release : str, optional
         The release expected (``"16.1"``), checked by

@@ -34,7 +34,6 @@ from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.arguments import parse_arguments
 from speechbrain_sense.dataio import (
     LOAD_ERROR_KEY,
     LoadFailureGuard,
@@ -43,8 +42,6 @@ from speechbrain_sense.dataio import (
     loader_options,
     manifest_datasets,
 )
-from speechbrain_sense.distributed import ddp_destroy_group
-from speechbrain_sense.losses import cosine_alignment_loss, info_nce
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.retrieval import chance_recall, speech_to_text_recall
 from speechbrain_sense.sampling import (
@@ -60,7 +57,10 @@ from speechbrain_sense.shards import (
 )
 from speechbrain_sense.streaming import ShardStream, StreamLoader
 from speechbrain_sense.synthetic import synthesize_if_empty
-from speechbrain_sense.teacher_cache import TeacherEmbeddingCache
+from speechbrain_sense.teachers.cache import TeacherEmbeddingCache
+from speechbrain_sense.training.arguments import parse_arguments
+from speechbrain_sense.training.distributed import ddp_destroy_group
+from speechbrain_sense.training.losses import cosine_alignment_loss, info_nce
 from speechbrain_sense.w2v_bert import W2VBertFeatures
 
 logger = get_logger(__name__)

@@ -38,7 +38,7 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.inference import SenseEncoder
 from speechbrain_sense.retrieval import multilingual_retrieval, zero_shot_split
-from speechbrain_sense.teachers import (
+from speechbrain_sense.teachers.sentence_encoders import (
     model_teacher,
     model_training_facts,
     teacher_from_source,

@@ -66,7 +66,7 @@ def test_info_nce_matches_naive_loop():
 
 
 def test_info_nce_is_the_package_one():
-    from speechbrain_sense import losses
+    from speechbrain_sense.training import losses
 
     assert info_nce is losses.info_nce
 
