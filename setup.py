@@ -54,7 +54,7 @@ setup(
         ],
         # selenium drives Debian's chromium in the search page's test.
         "dev": ["pytest", "ruff", "yamllint", "codespell", "selenium"],
-        # python -m speechbrain_sense.export --format onnx
+        # python -m speechbrain_sense.encoders.export --format onnx
         "onnx": ["onnx", "onnxruntime", "onnxscript"],
         # Optional: approximate search for very large retrieval pools.
         "faiss": ["faiss-cpu"],

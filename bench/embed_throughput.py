@@ -5,13 +5,13 @@ Two measurements:
 
 * **Encoder real-time factor** (seconds of compute per second of audio)
   of the exported encoder, for several batch sizes: a tiny student is
-  exported with :func:`speechbrain_sense.export.export_student` and loaded
-  back with :class:`speechbrain_sense.inference.SenseEncoder` (the path a
+  exported with :func:`speechbrain_sense.encoders.export.export_student` and loaded
+  back with :class:`speechbrain_sense.encoders.inference.SenseEncoder` (the path a
   user takes); ``--config full`` builds the same inference module with
   w2v-BERT 2.0's architecture and random weights
-  (:class:`~speechbrain_sense.inference.W2VBertFromConfig`). The timed
+  (:class:`~speechbrain_sense.encoders.inference.W2VBertFromConfig`). The timed
   call is ``encode_batch`` on 16 kHz waveforms: fbank features (the
-  vectorised :class:`~speechbrain_sense.w2v_bert.W2VBertFbank`, on the
+  vectorised :class:`~speechbrain_sense.encoders.w2v_bert.W2VBertFbank`, on the
   model's device, inside ``forward``), the Conformer and the pooling
   head. The fbank share is timed separately.
 * **Exact retrieval search** over ``N`` queries x ``N`` keys of dimension
@@ -91,10 +91,10 @@ def exported_encoder(options):
 
     source = student_source(options.work_dir, options.config)
     if options.config == "tiny":
-        from speechbrain_sense.export import export_student
-        from speechbrain_sense.inference import SenseEncoder
-        from speechbrain_sense.student import SenseStudent
-        from speechbrain_sense.w2v_bert import SenseW2VBert
+        from speechbrain_sense.encoders.export import export_student
+        from speechbrain_sense.encoders.inference import SenseEncoder
+        from speechbrain_sense.encoders.student import SenseStudent
+        from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
 
         torch.manual_seed(0)
         student = SenseStudent(
@@ -111,7 +111,7 @@ def exported_encoder(options):
         encoder = model.mods.embedding_model.encoder
         return model.encode_batch, encoder.waveform_features
 
-    from speechbrain_sense.inference import (
+    from speechbrain_sense.encoders.inference import (
         SenseUtteranceEncoder,
         W2VBertFromConfig,
     )

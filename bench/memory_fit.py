@@ -74,8 +74,8 @@ def build_student(options, checkpointing):
     tuple
         ``(student, optimizer, teacher_dim)``.
     """
-    from speechbrain_sense.student import SenseStudent
-    from speechbrain_sense.w2v_bert import SenseW2VBert
+    from speechbrain_sense.encoders.student import SenseStudent
+    from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
 
     source = student_source(options.work_dir, options.config)
     torch.manual_seed(0)

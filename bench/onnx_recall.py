@@ -4,7 +4,7 @@
 ``onnx_rtf.py`` times the backends on random weights; a trained model's
 embeddings are what int8 rounding can actually move. This program takes a
 recipe's trained checkpoint (by default what ``make demo`` leaves behind),
-exports it (:mod:`speechbrain_sense.export`, ``--format onnx``), embeds the
+exports it (:mod:`speechbrain_sense.encoders.export`, ``--format onnx``), embeds the
 recipe's test set with the three backends and prints, for each, the
 speech-to-text Recall@1 against the teacher's embeddings of the
 transcripts (within each language, their mean, and over all languages
@@ -168,9 +168,9 @@ def main(argv=None):
     """
     options = parse_arguments(argv)
     quiet_libraries()
-    from speechbrain_sense import export
     from speechbrain_sense.audio import load_audio
-    from speechbrain_sense.onnx_export import (
+    from speechbrain_sense.encoders import export
+    from speechbrain_sense.encoders.onnx_export import (
         OnnxSenseEncoder,
         load_model,
         row_cosines,

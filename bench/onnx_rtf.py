@@ -2,19 +2,19 @@
 """SENSE encoder on the CPU: PyTorch eager vs onnxruntime fp32 vs int8.
 
 A SENSE student is exported as a model folder
-(:func:`speechbrain_sense.export.export_student`), loaded back the way a
-user loads it (:func:`speechbrain_sense.onnx_export.load_model`) and
-exported to ONNX (:func:`speechbrain_sense.onnx_export.export_onnx`, fp32
+(:func:`speechbrain_sense.encoders.export.export_student`), loaded back the way a
+user loads it (:func:`speechbrain_sense.encoders.onnx_export.load_model`) and
+exported to ONNX (:func:`speechbrain_sense.encoders.onnx_export.export_onnx`, fp32
 and int8 dynamic quantisation). The three backends then embed the same
 padded batches of 16 kHz noise:
 
 * ``torch eager``: the model's ``encode_batch``;
 * ``onnxruntime fp32`` and ``onnxruntime int8``:
-  :class:`~speechbrain_sense.onnx_export.OnnxSenseEncoder`'s
+  :class:`~speechbrain_sense.encoders.onnx_export.OnnxSenseEncoder`'s
   ``encode_batch``.
 
 Every timed call starts from waveforms, so the fbank is included for all
-three: the same :class:`~speechbrain_sense.w2v_bert.W2VBertFbank` in
+three: the same :class:`~speechbrain_sense.encoders.w2v_bert.W2VBertFbank` in
 PyTorch (the ONNX graph starts at the features); its share is timed
 apart. Torch and onnxruntime get the same thread count (``--threads``,
 default one per core). The real-time factor (RTF) is the median seconds
@@ -128,10 +128,10 @@ def export_models(options, folder):
         ``model_dir``, ``onnx_dir``, ``parameters`` (encoder + head),
         ``export_seconds`` (ONNX export and quantisation).
     """
-    from speechbrain_sense.export import export_student
-    from speechbrain_sense.onnx_export import export_onnx
-    from speechbrain_sense.student import SenseStudent
-    from speechbrain_sense.w2v_bert import SenseW2VBert
+    from speechbrain_sense.encoders.export import export_student
+    from speechbrain_sense.encoders.onnx_export import export_onnx
+    from speechbrain_sense.encoders.student import SenseStudent
+    from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
 
     if options.config == "full" and options.layers:
         source = truncated_full_source(options.work_dir, options.layers)
@@ -176,7 +176,7 @@ def backends(exported, savedir, threads):
         Backend name -> ``embed(wavs, wav_lens)``; ``"fbank"`` -> the
         feature computation alone.
     """
-    from speechbrain_sense.onnx_export import (
+    from speechbrain_sense.encoders.onnx_export import (
         OnnxSenseEncoder,
         load_model,
         waveform_features,

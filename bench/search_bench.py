@@ -250,10 +250,10 @@ def tiny_search_model(work_dir):
     -------
     speechbrain_sense.search.query.SearchModel
     """
-    from speechbrain_sense.export import export_student
+    from speechbrain_sense.encoders.export import export_student
+    from speechbrain_sense.encoders.student import SenseStudent
+    from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
     from speechbrain_sense.search.query import SearchModel
-    from speechbrain_sense.student import SenseStudent
-    from speechbrain_sense.w2v_bert import SenseW2VBert
 
     source = student_source(work_dir, "tiny")
     torch.manual_seed(0)
@@ -291,7 +291,10 @@ def measure_indexing(folder, model, db_path):
         ``stages`` (``{name: (wall, cpu)}``).
     """
     from speechbrain_sense.audio import load_audio
-    from speechbrain_sense.inference import duration_batches, pad_waveforms
+    from speechbrain_sense.encoders.inference import (
+        duration_batches,
+        pad_waveforms,
+    )
     from speechbrain_sense.search.indexer import PassageSettings, index_folder
     from speechbrain_sense.search.passages import passage_spans
     from speechbrain_sense.search.store import INDEXED, SearchIndex

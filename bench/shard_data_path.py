@@ -925,7 +925,7 @@ def _read_table(mp3, read_features, read_audio, streams):
 
 def worker_section(options, corpus, source, shards_dir, ratios, results):
     """Item 1: prints the worker-CPU tables; fills ``results``."""
-    from speechbrain_sense.w2v_bert import W2VBertFeatures
+    from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
 
     features = W2VBertFeatures(source)
     paths = _clip_paths(corpus)

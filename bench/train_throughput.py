@@ -253,8 +253,8 @@ def recipe_hparams(options, corpus):
     dict
         Like the recipe's loaded yaml, restricted to what is used.
     """
+    from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
     from speechbrain_sense.sampling import LanguageBalancedDynamicBatchSampler
-    from speechbrain_sense.w2v_bert import W2VBertFeatures
 
     work_dir = Path(options["work_dir"])
     cuda = torch.device(options["device"]).type == "cuda"
@@ -363,8 +363,8 @@ def build_ours(options, corpus):
     tuple
         ``(brain, loader, clock)``.
     """
-    from speechbrain_sense.student import SenseStudent
-    from speechbrain_sense.w2v_bert import SenseW2VBert
+    from speechbrain_sense.encoders.student import SenseStudent
+    from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
 
     recipe = load_recipe_module("train")
     teacher = load_teacher(
@@ -855,7 +855,7 @@ def data_pipeline_costs(options, count=32):
         HuggingFace extractor's).
     """
     from speechbrain_sense.audio import load_audio
-    from speechbrain_sense.w2v_bert import W2VBertFeatures
+    from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
 
     corpus = options["corpus"]
     with open(corpus["train_csv"], encoding="utf-8", newline="") as f:

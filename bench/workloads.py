@@ -295,10 +295,10 @@ def recipe_head(input_dim, output_dim):
 
     Returns
     -------
-    speechbrain_sense.pooling.SenseEmbeddingHead
+    speechbrain_sense.encoders.pooling.SenseEmbeddingHead
         Randomly initialised.
     """
-    from speechbrain_sense.pooling import SenseEmbeddingHead
+    from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
 
     projection = "none" if input_dim == output_dim else "linear_tanh"
     return SenseEmbeddingHead(input_dim, output_dim, projection=projection)

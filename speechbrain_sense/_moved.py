@@ -47,6 +47,17 @@ _RENAMES = {
     "resilient_checkpointer": "training.resilient_checkpointer",
     # teachers
     "teacher_cache": "teachers.cache",
+    # encoders
+    "checkpoint": "encoders.checkpoint",
+    "export": "encoders.export",
+    "inference": "encoders.inference",
+    "long_form": "encoders.long_form",
+    "onnx_export": "encoders.onnx_export",
+    "pooling": "encoders.pooling",
+    "pretrained": "encoders.pretrained",
+    "student": "encoders.student",
+    "w2v_bert": "encoders.w2v_bert",
+    "xls_r": "encoders.xls_r",
     # moved-table
 }
 MOVED = {

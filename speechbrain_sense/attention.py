@@ -57,7 +57,7 @@ from pathlib import Path
 
 import torch
 
-from speechbrain_sense.inference import frame_times
+from speechbrain_sense.encoders.inference import frame_times
 from speechbrain_sense.synthetic.espeak import WordBoundary
 
 HEAD_FRACTION = 0.1
@@ -422,7 +422,7 @@ class AttentionAnalyzer:
     Arguments
     ---------
     model : SenseEncoder
-        A loaded model (:class:`speechbrain_sense.inference.SenseEncoder`).
+        A loaded model (:class:`speechbrain_sense.encoders.inference.SenseEncoder`).
     ctc_model : str, optional
         CTC model folder for word boundaries of real audio.
     use_vad : bool
@@ -625,7 +625,7 @@ def _format_stats(stats):
 
 def _load_model(model_dir, device="cpu"):
     """Loads an exported SENSE model onto ``device``."""
-    from speechbrain_sense.inference import SenseEncoder
+    from speechbrain_sense.encoders.inference import SenseEncoder
 
     return SenseEncoder.from_hparams(
         source=str(model_dir),

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import soundfile
 
-from speechbrain_sense.w2v_bert import FBANK_WINDOW
+from speechbrain_sense.encoders.w2v_bert import FBANK_WINDOW
 
 MODES = ("decode", "header", "none")
 # The shortest waveform w2v-BERT turns into a frame, in seconds.

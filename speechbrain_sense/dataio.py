@@ -28,9 +28,9 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.audio import AudioReadError, load_audio
+from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
+from speechbrain_sense.encoders.xls_r import XLSRFeatures
 from speechbrain_sense.manifests import read_manifest
-from speechbrain_sense.w2v_bert import W2VBertFeatures
-from speechbrain_sense.xls_r import XLSRFeatures
 
 logger = get_logger(__name__)
 
@@ -91,8 +91,8 @@ def encoder_features_class(source, cache_dir=None):
     Returns
     -------
     type
-        :class:`~speechbrain_sense.w2v_bert.W2VBertFeatures` for w2v-BERT
-        2.0, :class:`~speechbrain_sense.xls_r.XLSRFeatures` for XLS-R.
+        :class:`~speechbrain_sense.encoders.w2v_bert.W2VBertFeatures` for w2v-BERT
+        2.0, :class:`~speechbrain_sense.encoders.xls_r.XLSRFeatures` for XLS-R.
 
     Example
     -------
@@ -180,7 +180,7 @@ def audio_feature_pipeline(
         What computes an utterance's encoder input from its waveform,
         built as ``features_class(encoder_source, cache_dir=...,
         sample_rate=...)``: :class:`W2VBertFeatures` or
-        :class:`speechbrain_sense.xls_r.XLSRFeatures` (samples,
+        :class:`speechbrain_sense.encoders.xls_r.XLSRFeatures` (samples,
         ``[T, 1]``). Default: the one of the encoder's ``model_type``
         (:func:`encoder_features_class`).
 

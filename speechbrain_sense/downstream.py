@@ -4,13 +4,13 @@ The SLU, speech translation and summarization recipes put a task head on
 the *frames* of a SENSE encoder rather than on its pooled embedding:
 
 * :class:`SenseFrameEncoder` loads the encoder of an exported SENSE model
-  directory (``python -m speechbrain_sense.export``: a w2v-BERT 2.0
+  directory (``python -m speechbrain_sense.encoders.export``: a w2v-BERT 2.0
   student, or an XLS-R one, the SAMU-XLSR baseline), or a plain w2v-BERT
   2.0 / XLS-R HuggingFace directory or hub id as the non-semantic
   baseline, frozen or fine-tuned. It encodes the input computed in
   DataLoader workers from the same directory (fbank features by
-  :class:`speechbrain_sense.w2v_bert.W2VBertFeatures`, or normalised
-  samples by :class:`speechbrain_sense.xls_r.XLSRFeatures`, as
+  :class:`speechbrain_sense.encoders.w2v_bert.W2VBertFeatures`, or normalised
+  samples by :class:`speechbrain_sense.encoders.xls_r.XLSRFeatures`, as
   :func:`speechbrain_sense.dataio.encoder_features_class` picks) and
   returns frames with their exact counts.
 * :class:`LengthAdaptor` shortens the 50 Hz frame sequence with strided
@@ -27,8 +27,8 @@ from pathlib import Path
 from torch import nn
 
 from speechbrain_sense.dataio import encoder_model_type
-from speechbrain_sense.w2v_bert import SenseW2VBert, frame_mask
-from speechbrain_sense.xls_r import SenseXLSR
+from speechbrain_sense.encoders.w2v_bert import SenseW2VBert, frame_mask
+from speechbrain_sense.encoders.xls_r import SenseXLSR
 
 
 def is_sense_model_dir(source):
@@ -178,7 +178,7 @@ class SenseFrameEncoder(nn.Module):
 
         from speechbrain.utils.fetching import LocalStrategy
 
-        from speechbrain_sense.inference import SenseEncoder
+        from speechbrain_sense.encoders.inference import SenseEncoder
 
         local = is_sense_model_dir(source)
         probe_dir = savedir or tempfile.mkdtemp(prefix="sense-")

@@ -47,7 +47,7 @@ from speechbrain.lobes.models.transformer.Transformer import (
 )
 from torch import nn
 
-from speechbrain_sense.w2v_bert import frame_mask
+from speechbrain_sense.encoders.w2v_bert import frame_mask
 
 
 def label_smoothed_nll(log_probs, targets, target_counts, label_smoothing=0.0):

@@ -8,7 +8,7 @@ WebDataset layout (the format of SpeechBrain's own WebDataset recipes),
 one folder per split and language, holding for every clip:
 
 * ``NNNNNN.features.npy``: the w2v-BERT input features as float16
-  ``[frames, 160]``, exactly what :class:`~speechbrain_sense.w2v_bert.
+  ``[frames, 160]``, exactly what :class:`~speechbrain_sense.encoders.w2v_bert.
   W2VBertFbank` computes from the 16 kHz audio (``--store features``);
 * ``NNNNNN.flac``: the 16 kHz mono audio, 16-bit FLAC (``--store audio``);
   ``--store both`` keeps both;
@@ -54,13 +54,13 @@ import soundfile
 import torch
 
 from speechbrain_sense.audio import AudioReadError, EmptyAudioError, load_audio
-from speechbrain_sense.hashing import file_sha256
-from speechbrain_sense.w2v_bert import (
+from speechbrain_sense.encoders.w2v_bert import (
     FBANK_HOP,
     FBANK_WINDOW,
     W2VBertFeatures,
     w2v_bert_frame_count,
 )
+from speechbrain_sense.hashing import file_sha256
 
 logger = logging.getLogger(__name__)
 

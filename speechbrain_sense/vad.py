@@ -15,7 +15,7 @@ import threading
 
 import torch
 
-from speechbrain_sense.inference import frame_times
+from speechbrain_sense.encoders.inference import frame_times
 
 _PER_THREAD = threading.local()
 

@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from speechbrain_sense.export import export_student
-from speechbrain_sense.pooling import SenseEmbeddingHead
-from speechbrain_sense.student import SenseStudent
+from speechbrain_sense.encoders.export import export_student
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.student import SenseStudent
+from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
 from speechbrain_sense.testing.tiny_models import (
     save_tiny_w2v_bert,
     save_tiny_xlm_roberta,
 )
-from speechbrain_sense.w2v_bert import SenseW2VBert
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@
     python -m speechbrain_sense.search serve INDEX --port 8000
 
 ``MODEL`` is an exported SENSE model folder or hub id
-(:mod:`speechbrain_sense.export`); queries and the server read it from
+(:mod:`speechbrain_sense.encoders.export`); queries and the server read it from
 the index, which records it.
 
 Authors

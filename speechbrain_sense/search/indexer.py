@@ -13,7 +13,7 @@
    for what libsndfile cannot read), VAD, passage spans
    (:mod:`speechbrain_sense.search.passages`).
 4. **Embed** the passages of a group of files together, batched by
-   duration (:func:`speechbrain_sense.inference.duration_batches`), and
+   duration (:func:`speechbrain_sense.encoders.inference.duration_batches`), and
    **commit** each file with all its passages in one transaction, so a
    run killed at any point resumes without losing or duplicating a file.
 5. **Publish** the float16 matrix the queries scan.
@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from speechbrain_sense.audio import AudioReadError, load_audio
+from speechbrain_sense.encoders.inference import duration_batches, pad_waveforms
 from speechbrain_sense.hashing import file_sha256
-from speechbrain_sense.inference import duration_batches, pad_waveforms
 from speechbrain_sense.search.passages import fixed_spans, passage_spans
 from speechbrain_sense.search.store import (
     INDEXED,

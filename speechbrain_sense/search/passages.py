@@ -11,7 +11,7 @@ meeting holds hundreds of topics. Passages are built from speech activity
 * a segment longer than ``max_passage`` (a monologue without pauses) is
   cut into windows of ``max_passage`` seconds every ``max_passage -
   overlap`` seconds, the last one ending at the segment's end
-  (:func:`speechbrain_sense.long_form.long_form_windows`' rule), so that
+  (:func:`speechbrain_sense.encoders.long_form.long_form_windows`' rule), so that
   a sentence straddling a cut is whole in one of the two windows;
 * without VAD (``fixed_spans``), the whole recording is windowed the same
   way.
@@ -20,7 +20,7 @@ Authors
  * speechbrain-sense developers 2026
 """
 
-from speechbrain_sense.long_form import long_form_windows
+from speechbrain_sense.encoders.long_form import long_form_windows
 
 # Passage bounds are computed on a 10 ms grid (the VAD's resolution is
 # 32 ms), which keeps window arithmetic in integers.

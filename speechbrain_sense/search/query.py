@@ -88,7 +88,7 @@ class SearchModel:
     def __init__(self, source, savedir=None, device="cpu", teacher_source=None):
         from speechbrain.utils.fetching import LocalStrategy
 
-        from speechbrain_sense.inference import SenseEncoder
+        from speechbrain_sense.encoders.inference import SenseEncoder
 
         self.source = str(source)
         local = Path(source).is_dir()

@@ -193,12 +193,15 @@ def train_search_model(audio_dir, spoken, out_dir, steps=150, seed=0):
     Path
         The exported model folder.
     """
-    from speechbrain_sense.export import export_student
-    from speechbrain_sense.pooling import SenseEmbeddingHead
-    from speechbrain_sense.student import SenseStudent
+    from speechbrain_sense.encoders.export import export_student
+    from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+    from speechbrain_sense.encoders.student import SenseStudent
+    from speechbrain_sense.encoders.w2v_bert import (
+        SenseW2VBert,
+        W2VBertFeatures,
+    )
     from speechbrain_sense.teachers.sentence_encoders import teacher_from_spec
     from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
-    from speechbrain_sense.w2v_bert import SenseW2VBert, W2VBertFeatures
 
     out_dir = Path(out_dir)
     clips, texts = zip(*indexed_passages(audio_dir, spoken))

@@ -97,11 +97,11 @@ def _sense_model(out):
     out : pathlib.Path
         The model directory.
     """
-    from speechbrain_sense.export import export_student
-    from speechbrain_sense.pooling import SenseEmbeddingHead
-    from speechbrain_sense.student import SenseStudent
+    from speechbrain_sense.encoders.export import export_student
+    from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+    from speechbrain_sense.encoders.student import SenseStudent
+    from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
     from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
-    from speechbrain_sense.w2v_bert import SenseW2VBert
 
     encoder = str(save_tiny_w2v_bert(out.parent / "sense_model_encoder"))
     torch.manual_seed(0)

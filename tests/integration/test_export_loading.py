@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from speechbrain_sense.audio import load_audio
-from speechbrain_sense.pooling import SenseEmbeddingHead
-from speechbrain_sense.student import SenseStudent
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.student import SenseStudent
+from speechbrain_sense.encoders.w2v_bert import SenseW2VBert, W2VBertFeatures
 from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
-from speechbrain_sense.w2v_bert import SenseW2VBert, W2VBertFeatures
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes/CommonVoice/SENSE"
@@ -60,7 +60,7 @@ def test_recipe_checkpoint_exports_and_loads_in_a_fresh_process(tmp_path):
     log = run(
         [
             "-m",
-            "speechbrain_sense.export",
+            "speechbrain_sense.encoders.export",
             "--checkpoint",
             str(out / "save"),
             "--out",

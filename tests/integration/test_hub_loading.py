@@ -18,16 +18,16 @@ import textwrap
 import pytest
 import torch
 
-from speechbrain_sense.export import (
+from speechbrain_sense.encoders.export import (
     LOADING_FILES,
     export_student,
     usage_snippet,
 )
-from speechbrain_sense.inference import SenseEncoder
-from speechbrain_sense.pooling import SenseEmbeddingHead
-from speechbrain_sense.student import SenseStudent
+from speechbrain_sense.encoders.inference import SenseEncoder
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.student import SenseStudent
+from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
 from speechbrain_sense.testing.hub_cache import make_hub_cache
-from speechbrain_sense.w2v_bert import SenseW2VBert
 
 pytestmark = pytest.mark.integration
 
@@ -234,8 +234,8 @@ def test_package_loaders_accept_a_hub_id(hub, tmp_path):
     script = NOISE + textwrap.dedent(
         f"""
         from speechbrain_sense.downstream import SenseFrameEncoder
-        from speechbrain_sense.inference import SenseEncoder
-        from speechbrain_sense.pretrained import SenseEncoderInterface
+        from speechbrain_sense.encoders.inference import SenseEncoder
+        from speechbrain_sense.encoders.pretrained import SenseEncoderInterface
 
         model = SenseEncoder.from_hparams({REPO!r}, savedir="sense")
         encoder = SenseFrameEncoder.from_pretrained({REPO!r}, savedir="frames")

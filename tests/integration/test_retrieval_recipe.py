@@ -12,10 +12,10 @@ import pytest
 import soundfile
 import torch
 
-from speechbrain_sense.export import export_student
-from speechbrain_sense.pooling import SenseEmbeddingHead
-from speechbrain_sense.student import SenseStudent
-from speechbrain_sense.w2v_bert import SenseW2VBert
+from speechbrain_sense.encoders.export import export_student
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.student import SenseStudent
+from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/FLEURS/retrieval"
 sys.path.insert(0, str(RECIPE))

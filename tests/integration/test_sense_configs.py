@@ -179,7 +179,7 @@ def tiny_labse_dir(tmp_path_factory):
 def test_samu_xlsr_config_is_xls_r_labse_and_linear_tanh(
     tmp_path, tiny_xls_r_dir, tiny_labse_dir
 ):
-    from speechbrain_sense.xls_r import SenseXLSR, XLSRFeatures
+    from speechbrain_sense.encoders.xls_r import SenseXLSR, XLSRFeatures
 
     brain, h = build("samu_xlsr.yaml", tmp_path, tiny_xls_r_dir, tiny_labse_dir)
     student = brain.modules.student
@@ -299,10 +299,10 @@ def test_an_xls_r_student_exports_and_embeds_as_trained(
     """samu_xlsr.yaml's student, trained two steps and checkpointed by the
     recipe's checkpointer, exports as an XLS-R model that embeds raw padded
     waveforms as the student embeds the workers' input."""
-    from speechbrain_sense.export import export_model
-    from speechbrain_sense.inference import SenseEncoder, pad_waveforms
-    from speechbrain_sense.pretrained import XLSRFromConfig
-    from speechbrain_sense.xls_r import XLSRFeatures
+    from speechbrain_sense.encoders.export import export_model
+    from speechbrain_sense.encoders.inference import SenseEncoder, pad_waveforms
+    from speechbrain_sense.encoders.pretrained import XLSRFromConfig
+    from speechbrain_sense.encoders.xls_r import XLSRFeatures
 
     brain, h = build("samu_xlsr.yaml", tmp_path, tiny_xls_r_dir, tiny_labse_dir)
     student = brain.modules.student

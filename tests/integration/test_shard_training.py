@@ -14,18 +14,18 @@ import torch
 from speechbrain.dataio.batch import PaddedBatch
 
 from speechbrain_sense.audio import load_audio
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.student import SenseStudent
+from speechbrain_sense.encoders.w2v_bert import SenseW2VBert, W2VBertFeatures
 from speechbrain_sense.manifests import read_manifest
-from speechbrain_sense.pooling import SenseEmbeddingHead
 from speechbrain_sense.sampling import load_language_ratios
 from speechbrain_sense.streaming import (
     ShardStream,
     StreamLoader,
     stream_batches_seen,
 )
-from speechbrain_sense.student import SenseStudent
 from speechbrain_sense.testing import free_port
 from speechbrain_sense.training.losses import cosine_alignment_loss
-from speechbrain_sense.w2v_bert import SenseW2VBert, W2VBertFeatures
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

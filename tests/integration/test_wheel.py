@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from speechbrain_sense.pooling import SenseEmbeddingHead
-from speechbrain_sense.student import SenseStudent
-from speechbrain_sense.w2v_bert import SenseW2VBert
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.student import SenseStudent
+from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +132,7 @@ def test_wheel_ships_the_inference_template(wheel_python, tmp_path):
         [
             str(wheel_python),
             "-c",
-            "import speechbrain_sense.export as e; print(e.__file__); "
+            "import speechbrain_sense.encoders.export as e; print(e.__file__); "
             "print(len(e.template_text()))",
         ],
         cwd=tmp_path,
@@ -159,7 +159,7 @@ def test_export_and_load_from_the_installed_wheel(
         [
             str(wheel_python),
             "-m",
-            "speechbrain_sense.export",
+            "speechbrain_sense.encoders.export",
             "--checkpoint",
             str(tmp_path / "save"),
             "--out",
@@ -173,7 +173,7 @@ def test_export_and_load_from_the_installed_wheel(
         f"""
         import torch
         import speechbrain_sense
-        from speechbrain_sense.inference import SenseEncoder
+        from speechbrain_sense.encoders.inference import SenseEncoder
 
         assert {str(ROOT)!r} not in speechbrain_sense.__file__
         wav = torch.load("wav.pt")

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from speechbrain_sense.export import export_student
-from speechbrain_sense.pooling import SenseEmbeddingHead
-from speechbrain_sense.student import SenseStudent
+from speechbrain_sense.encoders.export import export_student
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.student import SenseStudent
+from speechbrain_sense.encoders.xls_r import SenseXLSR
 from speechbrain_sense.synthetic.covost import make_synthetic_covost
 from speechbrain_sense.testing.tiny_models import save_tiny_xls_r
-from speechbrain_sense.xls_r import SenseXLSR
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/CoVoST2/ST"
 LANGUAGES = ["fa", "et"]

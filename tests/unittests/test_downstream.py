@@ -10,8 +10,8 @@ from speechbrain_sense.downstream import (
     SenseFrameEncoder,
     conv_output_length,
 )
-from speechbrain_sense.inference import SenseEncoder
-from speechbrain_sense.w2v_bert import W2VBertFeatures
+from speechbrain_sense.encoders.inference import SenseEncoder
+from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
 
 
 def test_adaptor_output_is_independent_of_padding():

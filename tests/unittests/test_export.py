@@ -9,18 +9,27 @@ import yaml
 from speechbrain.integrations.huggingface.w2v_bert import W2VBert
 from speechbrain.nnet.pooling import AttentionPooling
 
-from speechbrain_sense.checkpoint import (
+from speechbrain_sense.encoders.checkpoint import (
     convert_upstream_state,
     find_checkpoint,
     read_training_hparams,
 )
-from speechbrain_sense.export import export_model, export_student, fill_template
-from speechbrain_sense.inference import SenseEncoder, pad_waveforms
-from speechbrain_sense.pooling import SenseEmbeddingHead
-from speechbrain_sense.student import SenseStudent
+from speechbrain_sense.encoders.export import (
+    export_model,
+    export_student,
+    fill_template,
+)
+from speechbrain_sense.encoders.inference import SenseEncoder, pad_waveforms
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.student import SenseStudent
+from speechbrain_sense.encoders.w2v_bert import (
+    SenseW2VBert,
+    w2v_bert_frame_count,
+)
 from speechbrain_sense.teachers.sentence_encoders import model_teacher
-from speechbrain_sense.w2v_bert import SenseW2VBert, w2v_bert_frame_count
 
+# A recipe run from before the 0.2.0 layout: its class paths are the old
+# ones, which still resolve (speechbrain_sense._moved).
 RESOLVED_HPARAMS = """\
 # yamllint disable
 seed: 1986
@@ -28,7 +37,7 @@ __set_seed: !apply:speechbrain.utils.seed_everything [1986]
 data_folder: /data/cv
 languages: &id001 [en, fr]
 teacher_dim: 16
-teacher: !apply:speechbrain_sense.teachers.sentence_encoders.universal_sentence_encoder
+teacher: !apply:speechbrain_sense.teachers.universal_sentence_encoder
   threads: 2
 encoder_source: &id002 !apply:speechbrain_sense.testing.tiny_models.ensure_tiny_w2v_bert
   out_dir: {source}

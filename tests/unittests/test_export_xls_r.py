@@ -23,14 +23,18 @@ from speechbrain_sense.dataio import (
     encoder_features_class,
 )
 from speechbrain_sense.downstream import SenseFrameEncoder
-from speechbrain_sense.export import export_student
-from speechbrain_sense.inference import SenseEncoder, pad_waveforms
-from speechbrain_sense.pooling import SenseEmbeddingHead
-from speechbrain_sense.pretrained import XLSRFromConfig
-from speechbrain_sense.student import SenseStudent
+from speechbrain_sense.encoders.export import export_student
+from speechbrain_sense.encoders.inference import SenseEncoder, pad_waveforms
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.pretrained import XLSRFromConfig
+from speechbrain_sense.encoders.student import SenseStudent
+from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
+from speechbrain_sense.encoders.xls_r import (
+    SenseXLSR,
+    XLSRFeatures,
+    xls_r_frame_count,
+)
 from speechbrain_sense.testing.tiny_models import save_tiny_xls_r
-from speechbrain_sense.w2v_bert import W2VBertFeatures
-from speechbrain_sense.xls_r import SenseXLSR, XLSRFeatures, xls_r_frame_count
 
 LENGTHS = (16000, 9000, 4321)
 
@@ -162,7 +166,7 @@ def test_foreign_class_loads_it_with_speechbrain_alone(model_dir, tmp_path):
             savedir="fetched",
         )
         assert type(model).__module__ == "custom", type(model).__module__
-        assert "speechbrain_sense.pretrained" not in sys.modules
+        assert "speechbrain_sense.encoders.pretrained" not in sys.modules
         wav = torch.load("wav.pt")
         torch.save(model.encode_batch(wav[None]), "emb.pt")
         """

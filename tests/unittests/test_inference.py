@@ -14,16 +14,16 @@ from speechbrain.inference.classifiers import EncoderClassifier
 from speechbrain.inference.interfaces import foreign_class
 
 from speechbrain_sense.audio import load_audio, resample
-from speechbrain_sense.export import export_student
-from speechbrain_sense.inference import (
+from speechbrain_sense.encoders.export import export_student
+from speechbrain_sense.encoders.inference import (
     SenseEncoder,
     duration_batches,
     frame_times,
     pad_waveforms,
 )
-from speechbrain_sense.pooling import SenseEmbeddingHead
-from speechbrain_sense.student import SenseStudent
-from speechbrain_sense.w2v_bert import (
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.student import SenseStudent
+from speechbrain_sense.encoders.w2v_bert import (
     SenseW2VBert,
     W2VBertFeatures,
     check_waveform_batch,
@@ -123,7 +123,7 @@ def test_foreign_class_equals_training(
         savedir=str(tmp_path),
     )
     # The folder's own classes, not the package's.
-    assert type(model).__module__ != "speechbrain_sense.pretrained"
+    assert type(model).__module__ != "speechbrain_sense.encoders.pretrained"
     assert isinstance(model, EncoderClassifier)
     check_stock_model(model, student, source)
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from speechbrain_sense.downstream import LengthAdaptor, SenseFrameEncoder
-from speechbrain_sense.long_form import (
+from speechbrain_sense.encoders.long_form import (
     LongFormEncoder,
     average_pool_frames,
     long_form_windows,

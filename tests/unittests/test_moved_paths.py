@@ -12,7 +12,7 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_sense._moved import MOVED
-from speechbrain_sense.inference import SenseEncoder
+from speechbrain_sense.encoders.inference import SenseEncoder
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "pre_layout_export.tar.gz"
 

@@ -13,8 +13,8 @@ import onnx
 import pytest
 import torch
 
-from speechbrain_sense.export import export_student
-from speechbrain_sense.onnx_export import (
+from speechbrain_sense.encoders.export import export_student
+from speechbrain_sense.encoders.onnx_export import (
     CONFIG_FILE,
     INT8_FILE,
     MIN_COSINE,
@@ -26,10 +26,10 @@ from speechbrain_sense.onnx_export import (
     row_cosines,
     waveform_features,
 )
-from speechbrain_sense.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.student import SenseStudent
+from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
 from speechbrain_sense.retrieval import recall_at_k, target_ranks
-from speechbrain_sense.student import SenseStudent
-from speechbrain_sense.w2v_bert import SenseW2VBert
 
 # Measured on the tiny model below (its peaked attention pooling is
 # sensitive): int8 cosine to eager >= 0.998 on the 8 utterances of
@@ -186,7 +186,7 @@ def eager_embeddings(model, wavs, wav_lens=None):
 
     Arguments
     ---------
-    model : speechbrain_sense.pretrained.SenseEncoderInterface
+    model : speechbrain_sense.encoders.pretrained.SenseEncoderInterface
         Loaded model.
     wavs : torch.Tensor
         ``[B, T]`` padded waveforms.

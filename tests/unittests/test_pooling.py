@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from speechbrain_sense.pooling import (
+from speechbrain_sense.encoders.pooling import (
     AttentivePooling,
     SenseEmbeddingHead,
     masked_softmax,
@@ -300,7 +300,10 @@ def test_head_keeps_upstream_parameter_name():
 
 
 def test_student_path_padding_invariant(tiny_w2v_bert_dir):
-    from speechbrain_sense.w2v_bert import SenseW2VBert, W2VBertFeatures
+    from speechbrain_sense.encoders.w2v_bert import (
+        SenseW2VBert,
+        W2VBertFeatures,
+    )
 
     source = str(tiny_w2v_bert_dir)
     encoder = SenseW2VBert(source, save_path=source).eval()

@@ -16,6 +16,7 @@ import torch
 
 from speechbrain_sense import shards as shards_module
 from speechbrain_sense.audio import load_audio
+from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.shards import (
     ShardError,
@@ -30,7 +31,6 @@ from speechbrain_sense.shards import (
     scan_manifests,
     verify_shards,
 )
-from speechbrain_sense.w2v_bert import W2VBertFeatures
 
 # fp16 keeps 11 significant bits: |x - fp16(x)| <= 2**-11 |x| (normal
 # range), plus the subnormal spacing 2**-24 near zero.

@@ -290,8 +290,8 @@ def test_corrupt_sample_raises_or_is_counted(shard_corpus, tmp_path):
 
 
 def test_audio_only_shards_need_a_feature_extractor(shard_corpus, tmp_path):
+    from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
     from speechbrain_sense.shards import build_shards
-    from speechbrain_sense.w2v_bert import W2VBertFeatures
 
     folder = tmp_path / "audio"
     build_shards(

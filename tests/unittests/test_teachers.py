@@ -448,7 +448,7 @@ def test_callable_encode_empty_list():
 def test_teacher_spec_round_trips_a_recipe_yaml_node(tiny_xlmr_dir, tmp_path):
     from ruamel.yaml import YAML
 
-    from speechbrain_sense.checkpoint import teacher_spec
+    from speechbrain_sense.encoders.checkpoint import teacher_spec
     from speechbrain_sense.teachers.sentence_encoders import teacher_from_spec
 
     node = YAML(typ="rt").load(

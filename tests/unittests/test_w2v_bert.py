@@ -7,7 +7,7 @@ import pytest
 import torch
 from speechbrain.integrations.huggingface.w2v_bert import W2VBert
 
-from speechbrain_sense.w2v_bert import (
+from speechbrain_sense.encoders.w2v_bert import (
     SenseW2VBert,
     W2VBertFeatures,
     frame_mask,

@@ -48,11 +48,11 @@ from speechbrain_sense.dataio import (
     loader_options,
     manifest_datasets,
 )
+from speechbrain_sense.encoders.w2v_bert import frame_mask
 from speechbrain_sense.metrics.translation import translation_scores
 from speechbrain_sense.seq2seq import label_smoothed_nll
 from speechbrain_sense.synthetic import synthesize_if_empty
 from speechbrain_sense.training.distributed import ddp_destroy_group
-from speechbrain_sense.w2v_bert import frame_mask
 
 logger = get_logger(__name__)
 

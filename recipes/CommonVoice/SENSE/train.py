@@ -42,6 +42,7 @@ from speechbrain_sense.dataio import (
     loader_options,
     manifest_datasets,
 )
+from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.retrieval import chance_recall, speech_to_text_recall
 from speechbrain_sense.sampling import (
@@ -61,7 +62,6 @@ from speechbrain_sense.teachers.cache import TeacherEmbeddingCache
 from speechbrain_sense.training.arguments import parse_arguments
 from speechbrain_sense.training.distributed import ddp_destroy_group
 from speechbrain_sense.training.losses import cosine_alignment_loss, info_nce
-from speechbrain_sense.w2v_bert import W2VBertFeatures
 
 logger = get_logger(__name__)
 

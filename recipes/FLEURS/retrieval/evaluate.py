@@ -36,7 +36,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.inference import SenseEncoder
+from speechbrain_sense.encoders.inference import SenseEncoder
 from speechbrain_sense.retrieval import multilingual_retrieval, zero_shot_split
 from speechbrain_sense.teachers.sentence_encoders import (
     model_teacher,

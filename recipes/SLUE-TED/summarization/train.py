@@ -45,6 +45,7 @@ from speechbrain_sense.dataio import (
     encoder_features_class,
     manifest_datasets,
 )
+from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
 from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.metrics.summarization import (
     rouge_description,
@@ -53,7 +54,6 @@ from speechbrain_sense.metrics.summarization import (
 from speechbrain_sense.seq2seq import TransformerTextDecoder
 from speechbrain_sense.synthetic import synthesize_if_empty
 from speechbrain_sense.training.distributed import ddp_destroy_group
-from speechbrain_sense.w2v_bert import W2VBertFeatures
 
 logger = get_logger(__name__)
 

@@ -45,12 +45,12 @@ def speak(text, path):
 
 def tiny_search_model(folder):
     """A tiny random exported SENSE model taught by MiniLM, loaded."""
-    from speechbrain_sense.export import export_student
-    from speechbrain_sense.pooling import SenseEmbeddingHead
+    from speechbrain_sense.encoders.export import export_student
+    from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+    from speechbrain_sense.encoders.student import SenseStudent
+    from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
     from speechbrain_sense.search.query import SearchModel
-    from speechbrain_sense.student import SenseStudent
     from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
-    from speechbrain_sense.w2v_bert import SenseW2VBert
 
     w2v = str(save_tiny_w2v_bert(folder / "w2v"))
     torch.manual_seed(0)

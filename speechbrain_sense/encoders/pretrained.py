@@ -1,12 +1,12 @@
 """The modules an exported SENSE model folder builds, and its interface.
 
-An exported model folder (:mod:`speechbrain_sense.export`) is meant to
+An exported model folder (:mod:`speechbrain_sense.encoders.export`) is meant to
 load with nothing but SpeechBrain installed. Its ``hyperparams.yaml``
 names its classes as ``custom.<Name>``, and its ``custom.py`` is this
-module bundled with those it builds on (:mod:`speechbrain_sense.w2v_bert`,
-:mod:`speechbrain_sense.xls_r`, :mod:`speechbrain_sense.long_form` and
-:mod:`speechbrain_sense.pooling`, see
-:func:`speechbrain_sense.export.custom_module_source`). These modules
+module bundled with those it builds on (:mod:`speechbrain_sense.encoders.w2v_bert`,
+:mod:`speechbrain_sense.encoders.xls_r`, :mod:`speechbrain_sense.encoders.long_form` and
+:mod:`speechbrain_sense.encoders.pooling`, see
+:func:`speechbrain_sense.encoders.export.custom_module_source`). These modules
 therefore import only PyTorch, NumPy, transformers and SpeechBrain, and
 each other.
 
@@ -26,7 +26,7 @@ Loading:
       emb = model.encode_batch(wavs, wav_lens)  # [B, 1, D]
 
 * with this package, through :meth:`SenseEncoderInterface.from_hparams`
-  or :class:`speechbrain_sense.inference.SenseEncoder`, which resolve
+  or :class:`speechbrain_sense.encoders.inference.SenseEncoder`, which resolve
   ``custom.<Name>`` to this module's classes: no code from the model
   folder runs, and ``custom.py`` is not even fetched.
 
@@ -40,12 +40,12 @@ The pieces:
 * :class:`W2VBertFromConfig`: the w2v-BERT 2.0 encoder built from its
   HuggingFace config and feature-extractor settings, which the yaml holds
   inline; its raw-waveform ``forward`` computes the features with the same
-  :class:`~speechbrain_sense.w2v_bert.W2VBertFbank` as the training
+  :class:`~speechbrain_sense.encoders.w2v_bert.W2VBertFbank` as the training
   DataLoader workers, so inference sees exactly the training inputs.
 * :class:`XLSRFromConfig`: the same for an XLS-R (wav2vec 2.0) student,
   the SAMU-XLSR baseline: its raw-waveform ``forward`` normalises each
   utterance over its own samples, as
-  :class:`~speechbrain_sense.xls_r.XLSRFeatures` did in training.
+  :class:`~speechbrain_sense.encoders.xls_r.XLSRFeatures` did in training.
 * :class:`SenseUtteranceEncoder`: encoder + :class:`SenseEmbeddingHead`,
   with the same parameter names as the training-time ``SenseStudent``, so
   a recipe's ``student.ckpt`` is its state dict as is. It maps padded
@@ -73,16 +73,19 @@ from speechbrain.utils.checkpoints import (
 from torch import nn
 
 # The yaml builds custom.SenseEmbeddingHead: it must be a name here.
-from speechbrain_sense.long_form import LongFormEncoder, seconds_to_frames
-from speechbrain_sense.pooling import SenseEmbeddingHead  # noqa: F401
-from speechbrain_sense.w2v_bert import (
+from speechbrain_sense.encoders.long_form import (
+    LongFormEncoder,
+    seconds_to_frames,
+)
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead  # noqa: F401
+from speechbrain_sense.encoders.w2v_bert import (
     SenseW2VBert,
     check_waveform_batch,
     sample_counts,
     vectorized_fbank,
     w2v_bert_frame_count,
 )
-from speechbrain_sense.xls_r import SenseXLSR, check_xls_r_config
+from speechbrain_sense.encoders.xls_r import SenseXLSR, check_xls_r_config
 
 # The module name the exported hyperparams.yaml gives these classes.
 CUSTOM_MODULE = "custom"
@@ -309,7 +312,7 @@ class SenseUtteranceEncoder(nn.Module):
         Length-masked attentive pooling, projection, L2 normalisation.
     long_form_window : float, optional
         Seconds. An utterance longer than this is encoded in overlapping
-        windows of this length (:class:`~speechbrain_sense.long_form.\
+        windows of this length (:class:`~speechbrain_sense.encoders.long_form.\
 LongFormEncoder`), and its stitched frames are pooled as one sequence,
         so memory grows linearly with its length instead of quadratically.
         Shorter utterances are encoded whole, exactly as before. ``None``
@@ -322,7 +325,7 @@ LongFormEncoder`), and its stitched frames are pooled as one sequence,
     Example
     -------
     >>> import tempfile
-    >>> from speechbrain_sense.pooling import SenseEmbeddingHead
+    >>> from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
     >>> from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
     >>> d = str(save_tiny_w2v_bert(tempfile.mkdtemp()))
     >>> model = SenseUtteranceEncoder(
@@ -567,13 +570,13 @@ class SenseEncoderInterface(EncoderClassifier):
     ``[B, 1, D]`` L2-normalised embeddings. This is the class SpeechBrain's
     ``foreign_class`` returns for an exported model folder
     (``classname="SenseEncoderInterface"``); with this package installed,
-    :class:`speechbrain_sense.inference.SenseEncoder` adds file helpers.
+    :class:`speechbrain_sense.encoders.inference.SenseEncoder` adds file helpers.
 
     Example
     -------
     >>> import tempfile
-    >>> from speechbrain_sense.export import export_student
-    >>> from speechbrain_sense.student import SenseStudent
+    >>> from speechbrain_sense.encoders.export import export_student
+    >>> from speechbrain_sense.encoders.student import SenseStudent
     >>> from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
     >>> d = str(save_tiny_w2v_bert(tempfile.mkdtemp()))
     >>> student = SenseStudent(SenseW2VBert(d, d), SenseEmbeddingHead(32, 16))
@@ -620,7 +623,7 @@ class SenseEncoderInterface(EncoderClassifier):
         """L2-normalised utterance embeddings of padded waveforms.
 
         ``EncoderClassifier.encode_batch``, after the checks of
-        :func:`~speechbrain_sense.w2v_bert.check_waveform_batch` (which its
+        :func:`~speechbrain_sense.encoders.w2v_bert.check_waveform_batch` (which its
         ``wavs.float()`` would otherwise defeat: int16 PCM would embed as
         audio 32768 times too loud).
 

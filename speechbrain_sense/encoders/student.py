@@ -25,9 +25,9 @@ class SenseStudent(nn.Module):
     Example
     -------
     >>> import tempfile, torch
-    >>> from speechbrain_sense.pooling import SenseEmbeddingHead
+    >>> from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
     >>> from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
-    >>> from speechbrain_sense.w2v_bert import SenseW2VBert
+    >>> from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
     >>> d = str(save_tiny_w2v_bert(tempfile.mkdtemp()))
     >>> student = SenseStudent(SenseW2VBert(d, d), SenseEmbeddingHead(32, 16))
     >>> student(torch.randn(2, 9, 160), torch.tensor([9, 5])).shape

@@ -2,10 +2,10 @@
 
 ::
 
-    python -m speechbrain_sense.onnx_export --model <model dir> \\
+    python -m speechbrain_sense.encoders.onnx_export --model <model dir> \\
         --out <onnx dir> [--no-int8] [--opset 17] [--exporter torchscript]
 
-turns a model folder written by :mod:`speechbrain_sense.export` into::
+turns a model folder written by :mod:`speechbrain_sense.encoders.export` into::
 
     <onnx dir>/sense_encoder.onnx            graph, fp32
     <onnx dir>/sense_encoder.onnx.data       its weights (ONNX external data)
@@ -15,13 +15,13 @@ turns a model folder written by :mod:`speechbrain_sense.export` into::
     <onnx dir>/onnx_config.json              what a runtime needs to know
 
 The graph maps ``features`` (float32 ``[B, T, 160]``, the stacked fbank
-of :class:`~speechbrain_sense.w2v_bert.W2VBertFbank`, zero-padded) and
+of :class:`~speechbrain_sense.encoders.w2v_bert.W2VBertFbank`, zero-padded) and
 ``frame_counts`` (int64 ``[B]``) to ``embedding`` (float32 ``[B, D]``,
 L2-normalised), with dynamic batch and time axes. The fbank stays outside
 the graph: it is a float64 FFT per utterance with per-utterance
 normalisation, which ONNX has no exact equivalent for, and it is cheap
 (~0.3 ms per audio second). :class:`OnnxSenseEncoder` computes it with the
-package's own :class:`~speechbrain_sense.w2v_bert.W2VBertFbank` and runs
+package's own :class:`~speechbrain_sense.encoders.w2v_bert.W2VBertFbank` and runs
 the graph with onnxruntime, so it sees exactly the inputs of training and
 of the PyTorch model.
 
@@ -62,8 +62,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechbrain_sense.pretrained import SenseEncoderInterface
-from speechbrain_sense.w2v_bert import (
+from speechbrain_sense.encoders.pretrained import SenseEncoderInterface
+from speechbrain_sense.encoders.w2v_bert import (
     FBANK_HOP,
     FBANK_WINDOW,
     FRAME_STACK,
@@ -93,7 +93,7 @@ MIN_COSINE = 0.9999
 # window of the relative-key position embeddings.
 CHECK_SECONDS = (0.7, 2.3, 5.0)
 SAMPLE_RATE = 16000
-# What a folder of speechbrain_sense.export needs to load (its custom.py is
+# What a folder of speechbrain_sense.encoders.export needs to load (its custom.py is
 # not: this package provides the classes).
 MODEL_FILES = ("hyperparams.yaml", "embedding_model.ckpt")
 
@@ -102,7 +102,7 @@ class FeatureLevelEncoder(nn.Module):
     """A SENSE encoder from fbank features to embeddings (the ONNX graph).
 
     The exported module: :meth:`SenseW2VBert.forward_features` then the
-    :class:`~speechbrain_sense.pooling.SenseEmbeddingHead`, both the
+    :class:`~speechbrain_sense.encoders.pooling.SenseEmbeddingHead`, both the
     training code itself.
 
     Arguments
@@ -115,10 +115,10 @@ class FeatureLevelEncoder(nn.Module):
     Example
     -------
     >>> import tempfile
-    >>> from speechbrain_sense.pooling import SenseEmbeddingHead
-    >>> from speechbrain_sense.student import SenseStudent
+    >>> from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+    >>> from speechbrain_sense.encoders.student import SenseStudent
     >>> from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
-    >>> from speechbrain_sense.w2v_bert import SenseW2VBert
+    >>> from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
     >>> d = str(save_tiny_w2v_bert(tempfile.mkdtemp()))
     >>> student = SenseStudent(SenseW2VBert(d, d), SenseEmbeddingHead(32, 16))
     >>> module = FeatureLevelEncoder(student).eval()
@@ -157,7 +157,7 @@ def check_model_folder(model_dir):
     Arguments
     ---------
     model_dir : str or Path
-        Supposed folder of :mod:`speechbrain_sense.export`.
+        Supposed folder of :mod:`speechbrain_sense.encoders.export`.
 
     Returns
     -------
@@ -176,14 +176,14 @@ def check_model_folder(model_dir):
     if not model_dir.is_dir():
         raise FileNotFoundError(
             f"{model_dir} is not a folder: export_onnx takes a local model "
-            "folder written by speechbrain_sense.export (download a hub "
+            "folder written by speechbrain_sense.encoders.export (download a hub "
             "model first)"
         )
     missing = [name for name in MODEL_FILES if not (model_dir / name).is_file()]
     if missing:
         raise ValueError(
             f"{model_dir} is not a SENSE model folder: it has no "
-            f"{', '.join(missing)} (write one with speechbrain_sense.export)"
+            f"{', '.join(missing)} (write one with speechbrain_sense.encoders.export)"
         )
     return model_dir
 
@@ -194,13 +194,13 @@ def load_model(model_dir, savedir):
     Arguments
     ---------
     model_dir : str or Path
-        Folder written by :mod:`speechbrain_sense.export`.
+        Folder written by :mod:`speechbrain_sense.encoders.export`.
     savedir : str or Path
         Where SpeechBrain links the folder's files.
 
     Returns
     -------
-    speechbrain_sense.pretrained.SenseEncoderInterface
+    speechbrain_sense.encoders.pretrained.SenseEncoderInterface
 
     Raises
     ------
@@ -613,7 +613,7 @@ def fbank_settings(extractor):
             "spectrum, mel filters, log clamped at float32 eps), mean and "
             "unbiased variance normalisation per mel bin over the "
             "utterance, pairs of frames stacked: "
-            "speechbrain_sense.w2v_bert.W2VBertFbank"
+            "speechbrain_sense.encoders.w2v_bert.W2VBertFbank"
         ),
         "sampling_rate": int(extractor.sampling_rate),
         "num_mel_bins": int(extractor.num_mel_bins),
@@ -640,7 +640,7 @@ def export_onnx(
     Arguments
     ---------
     model_dir : str or Path
-        Model folder of :mod:`speechbrain_sense.export`.
+        Model folder of :mod:`speechbrain_sense.encoders.export`.
     out_dir : str or Path
         Output folder (created); see the module docstring for its files.
     quantize : bool
@@ -663,11 +663,11 @@ def export_onnx(
     Example
     -------
     >>> import tempfile
-    >>> from speechbrain_sense.export import export_student
-    >>> from speechbrain_sense.pooling import SenseEmbeddingHead
-    >>> from speechbrain_sense.student import SenseStudent
+    >>> from speechbrain_sense.encoders.export import export_student
+    >>> from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+    >>> from speechbrain_sense.encoders.student import SenseStudent
     >>> from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
-    >>> from speechbrain_sense.w2v_bert import SenseW2VBert
+    >>> from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
     >>> d = str(save_tiny_w2v_bert(tempfile.mkdtemp()))
     >>> student = SenseStudent(SenseW2VBert(d, d), SenseEmbeddingHead(32, 16))
     >>> model_dir = export_student(student.state_dict(), d, tempfile.mkdtemp())
@@ -797,7 +797,7 @@ def check_export(model, out_dir, seconds=CHECK_SECONDS):
 
     Arguments
     ---------
-    model : speechbrain_sense.inference.SenseEncoder
+    model : speechbrain_sense.encoders.inference.SenseEncoder
         The loaded PyTorch model.
     out_dir : Path
         Export folder with ``onnx_config.json``.
@@ -909,7 +909,7 @@ class OnnxSenseEncoder:
         if not (path / CONFIG_FILE).is_file():
             raise FileNotFoundError(
                 f"{path} has no {CONFIG_FILE}: not a folder written by "
-                "speechbrain_sense.onnx_export"
+                "speechbrain_sense.encoders.onnx_export"
             )
         config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
         if variant not in config["variants"]:

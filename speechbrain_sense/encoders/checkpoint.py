@@ -11,7 +11,7 @@ Two layouts are accepted:
   with ``AttentionPooling``, keys ``0.attn_pooling_w.{weight,bias}``, and
   in the older ``train.yaml`` a ``Linear`` projection, ``1.{weight,bias}``).
 
-Used by :mod:`speechbrain_sense.export` (which writes model folders) and
+Used by :mod:`speechbrain_sense.encoders.export` (which writes model folders) and
 nothing here imports it back.
 
 Authors

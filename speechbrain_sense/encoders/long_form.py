@@ -23,7 +23,7 @@ therefore encodes a talk window by window and stitches the frames back:
   feature frames gives ``n`` encoded frames, whatever the windows.
 
 Windows are cut from the precomputed fbank features
-(:class:`speechbrain_sense.w2v_bert.W2VBertFeatures` of the whole talk,
+(:class:`speechbrain_sense.encoders.w2v_bert.W2VBertFeatures` of the whole talk,
 computed in the DataLoader workers), not from the waveform: fbank frames
 are local (25 ms), so cutting features is exact, whereas every waveform
 cut would lose the frames straddling it.
@@ -44,7 +44,7 @@ import math
 import torch
 from torch import nn
 
-from speechbrain_sense.w2v_bert import frame_mask
+from speechbrain_sense.encoders.w2v_bert import frame_mask
 
 FRAME_RATE = 50  # w2v-BERT 2.0 encoder frames per second
 

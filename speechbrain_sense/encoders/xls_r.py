@@ -28,7 +28,7 @@ maps them to encoder frames (20 ms, a 400-sample receptive field every 320
 samples). On raw padded waveforms (inference), :meth:`SenseXLSR.forward`
 normalises each utterance over its own samples exactly as
 :class:`XLSRFeatures` does, so an exported model
-(:class:`speechbrain_sense.pretrained.XLSRFromConfig`) embeds what the
+(:class:`speechbrain_sense.encoders.pretrained.XLSRFromConfig`) embeds what the
 student embedded in training.
 
 Authors
@@ -38,7 +38,7 @@ Authors
 import torch
 from speechbrain.integrations.huggingface.wav2vec2 import Wav2Vec2
 
-from speechbrain_sense.w2v_bert import (
+from speechbrain_sense.encoders.w2v_bert import (
     check_waveform_batch,
     frame_mask,
     sample_counts,

@@ -1,6 +1,6 @@
 """Pretrained SENSE encoders: load an exported model, embed audio files.
 
-A model folder written by :mod:`speechbrain_sense.export` (a local
+A model folder written by :mod:`speechbrain_sense.encoders.export` (a local
 directory or a HuggingFace repo) loads three ways:
 
 * :class:`SenseEncoder` (this package): ``EncoderClassifier`` with file
@@ -10,13 +10,13 @@ directory or a HuggingFace repo) loads three ways:
   ``attention_weights`` (the pooling weight of every frame), and
   :meth:`SenseEncoder.from_checkpoint` for a training checkpoint::
 
-      from speechbrain_sense.inference import SenseEncoder
+      from speechbrain_sense.encoders.inference import SenseEncoder
 
       model = SenseEncoder.from_hparams(source="org/sense-w2v-bert")
       emb = model.encode_file("speech.ogg")  # [D], L2-normalised
 
 * SpeechBrain alone, without this package, through ``foreign_class`` and
-  the model folder's ``custom.py`` (see :mod:`speechbrain_sense.pretrained`,
+  the model folder's ``custom.py`` (see :mod:`speechbrain_sense.encoders.pretrained`,
   which defines the classes the folder's ``hyperparams.yaml`` builds)::
 
       from speechbrain.inference.interfaces import foreign_class
@@ -29,7 +29,7 @@ directory or a HuggingFace repo) loads three ways:
       emb = model.encode_batch(wavs, wav_lens)  # [B, 1, D]
 
 * model folders exported before ``custom.py`` existed (their yaml names
-  ``speechbrain_sense.inference.W2VBertFromConfig`` and ``!include``-s
+  ``speechbrain_sense.encoders.inference.W2VBertFromConfig`` and ``!include``-s
   ``config.json``) load through :class:`SenseEncoder` as before: those
   names are still importable from here.
 
@@ -43,8 +43,8 @@ from pathlib import Path
 import torch
 
 from speechbrain_sense.audio import audio_duration, load_audio
-from speechbrain_sense.export import export_model
-from speechbrain_sense.pretrained import (  # noqa: F401 (old exports)
+from speechbrain_sense.encoders.export import export_model
+from speechbrain_sense.encoders.pretrained import (  # noqa: F401 (old exports)
     PassThrough,
     SenseEncoderInterface,
     SenseUtteranceEncoder,
@@ -64,11 +64,11 @@ class SenseEncoder(SenseEncoderInterface):
     Example
     -------
     >>> import tempfile
-    >>> from speechbrain_sense.export import export_student
-    >>> from speechbrain_sense.pooling import SenseEmbeddingHead
-    >>> from speechbrain_sense.student import SenseStudent
+    >>> from speechbrain_sense.encoders.export import export_student
+    >>> from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+    >>> from speechbrain_sense.encoders.student import SenseStudent
     >>> from speechbrain_sense.testing.tiny_models import save_tiny_w2v_bert
-    >>> from speechbrain_sense.w2v_bert import SenseW2VBert
+    >>> from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
     >>> d = str(save_tiny_w2v_bert(tempfile.mkdtemp()))
     >>> student = SenseStudent(SenseW2VBert(d, d), SenseEmbeddingHead(32, 16))
     >>> model_dir = export_student(student.state_dict(), d, tempfile.mkdtemp())
@@ -168,7 +168,7 @@ class SenseEncoder(SenseEncoderInterface):
     ):
         """Loads a training checkpoint by exporting it first.
 
-        Accepts what :func:`speechbrain_sense.export.export_model` accepts:
+        Accepts what :func:`speechbrain_sense.encoders.export.export_model` accepts:
         this project's recipe output (save folder or one ``CKPT+*``
         folder) or the upstream SpeechBrain SENSE recipe's checkpoint
         (``wav2vec2.ckpt`` + ``model.ckpt``, with ``encoder_source``).
