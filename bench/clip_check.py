@@ -2,7 +2,7 @@
 """Clip verification at preparation: what it costs, and what a rerun costs.
 
 ``prepare_common_voice`` decodes every kept clip once before training
-(:mod:`speechbrain_sense.clip_check`), so that a corrupt clip fails the
+(:mod:`speechbrain_sense.data.clip_check`), so that a corrupt clip fails the
 preparation instead of a training run epochs later. This benchmark times,
 on a synthetic Common Voice release (48 kHz mono MP3 from eSpeak NG, the
 real layout), the check of every clip:
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from measurement import cpu_model, markdown_table
 
-from speechbrain_sense.clip_check import ClipVerifier
+from speechbrain_sense.data.clip_check import ClipVerifier
 from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
 
 

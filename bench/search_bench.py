@@ -291,6 +291,7 @@ def measure_indexing(folder, model, db_path):
         ``stages`` (``{name: (wall, cpu)}``).
     """
     from speechbrain_sense.audio import load_audio
+    from speechbrain_sense.data.vad import speech_segments
     from speechbrain_sense.encoders.inference import (
         duration_batches,
         pad_waveforms,
@@ -298,7 +299,6 @@ def measure_indexing(folder, model, db_path):
     from speechbrain_sense.search.indexer import PassageSettings, index_folder
     from speechbrain_sense.search.passages import passage_spans
     from speechbrain_sense.search.store import INDEXED, SearchIndex
-    from speechbrain_sense.vad import speech_segments
 
     settings = PassageSettings()
     rate = model.sample_rate

@@ -2,7 +2,7 @@
 """Shard data path: worker CPU, shard builds, disk, preparation at scale.
 
 What moving training data from MP3 files to WebDataset shards of w2v-BERT
-features (:mod:`speechbrain_sense.shards`, :mod:`speechbrain_sense.
+features (:mod:`speechbrain_sense.data.shards`, :mod:`speechbrain_sense.
 streaming`) buys and costs, on a synthetic Common Voice corpus (eSpeak NG
 speech, 48 kHz MP3) and a tiny random w2v-BERT (its feature extractor is
 w2v-BERT 2.0's, so the features cost what the real ones cost):
@@ -88,7 +88,7 @@ from workloads import (
     synthetic_corpus,
 )
 
-from speechbrain_sense.preparation import COMMON_VOICE_COLUMNS
+from speechbrain_sense.data.preparation import COMMON_VOICE_COLUMNS
 
 SAMPLE_RATE = 16000
 SPLITS = ("train", "dev", "test")
@@ -221,7 +221,7 @@ def shard_read_costs(tar_paths, repeat, features=None):
     dict
         As :func:`mp3_path_costs`.
     """
-    from speechbrain_sense.shards import ShardReader
+    from speechbrain_sense.data.shards import ShardReader
 
     read_rows, feature_rows, durations = [], [], []
     for r in range(repeat + 1):
@@ -323,7 +323,7 @@ def stream_costs(folder, options, ratios, repeat, features=None):
         ``passes`` (CPU s), ``audio_seconds`` and ``batches`` of one pass,
         and the stream object.
     """
-    from speechbrain_sense.streaming import ShardStream
+    from speechbrain_sense.data.streaming import ShardStream
 
     stream = ShardStream(
         folder,
@@ -494,7 +494,7 @@ def build_costs(options, corpus, source, folder):
         Store -> ``cpu``, ``wall`` (medians), the build report, the tar
         composition.
     """
-    from speechbrain_sense.shards import build_shards
+    from speechbrain_sense.data.shards import build_shards
 
     manifests = {split: corpus[f"{split}_csv"] for split in SPLITS}
 
@@ -1209,7 +1209,7 @@ def main(argv=None):
         print(RESULT_PREFIX + json.dumps(result))
         return None
     quiet_libraries()
-    from speechbrain_sense.sampling import load_language_ratios
+    from speechbrain_sense.data.sampling import load_language_ratios
 
     torch.set_num_threads(1)  # as in a DataLoader worker
     print(f"device: {device_description('cpu')}, 1 torch thread")

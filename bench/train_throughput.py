@@ -253,8 +253,10 @@ def recipe_hparams(options, corpus):
     dict
         Like the recipe's loaded yaml, restricted to what is used.
     """
+    from speechbrain_sense.data.sampling import (
+        LanguageBalancedDynamicBatchSampler,
+    )
     from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
-    from speechbrain_sense.sampling import LanguageBalancedDynamicBatchSampler
 
     work_dir = Path(options["work_dir"])
     cuda = torch.device(options["device"]).type == "cuda"
@@ -818,7 +820,7 @@ def prepare(options):
     options["cache_build_seconds"] = time.perf_counter() - start
     del teacher
     if options["data_format"] == "shards":
-        from speechbrain_sense.shards import INDEX_FILE, build_shards
+        from speechbrain_sense.data.shards import INDEX_FILE, build_shards
 
         folder = shards_folder(options)
         start = time.perf_counter()

@@ -58,6 +58,21 @@ _RENAMES = {
     "student": "encoders.student",
     "w2v_bert": "encoders.w2v_bert",
     "xls_r": "encoders.xls_r",
+    # data
+    "clip_check": "data.clip_check",
+    "dataio": "data.dataio",
+    "manifests": "data.manifests",
+    "preparation": "data.preparation",
+    "sampling": "data.sampling",
+    "shards": "data.shards",
+    "streaming": "data.streaming",
+    "vad": "data.vad",
+    # tasks
+    "attention": "tasks.attention",
+    "backpack.analysis": "sensia.analysis",
+    "downstream": "tasks.downstream",
+    "seq2seq": "tasks.seq2seq",
+    "slu": "tasks.slu",
     # moved-table
 }
 MOVED = {

@@ -53,7 +53,7 @@ def shard_corpus(tiny_w2v_bert_dir, tmp_path_factory):
     import sys
     from pathlib import Path
 
-    from speechbrain_sense.shards import build_shards
+    from speechbrain_sense.data.shards import build_shards
     from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
 
     recipe = Path(__file__).resolve().parents[1] / "recipes/CommonVoice/SENSE"

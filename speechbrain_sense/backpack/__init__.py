@@ -2,9 +2,10 @@
 
 A faithful PyTorch port of ``stanfordnlp/backpack-gpt2`` that loads the
 published checkpoint layout from a local directory (``model``), its
-tokenizers (``tokenizer``), the next-token objective and block packing of
-the recipes (``language_modeling``), and the sense-level analysis of SENSIA
-(``analysis``).
+tokenizers (``tokenizer``), and the label-smoothed next-token objective,
+block packing and schedules of the recipes (``language_modeling``). It
+imports nothing else of this package: SENSIA builds on it, not the reverse
+(the sense-level analysis is :mod:`speechbrain_sense.sensia.analysis`).
 """
 
 from speechbrain_sense.backpack.model import (

@@ -32,7 +32,7 @@ The windows of a whole batch of talks are encoded ``chunk_batch_size`` at a
 time, which bounds memory independently of the talk lengths. Then the
 frame rate is lowered for the decoder: :func:`average_pool_frames` averages
 groups of ``pool_factor`` frames (padding excluded, exact counts), and an
-optional :class:`speechbrain_sense.downstream.LengthAdaptor` (strided
+optional :class:`speechbrain_sense.tasks.downstream.LengthAdaptor` (strided
 convolutions) shortens and projects further.
 
 Authors
@@ -204,7 +204,7 @@ class LongFormEncoder(nn.Module):
     frame_encoder : nn.Module
         Called as ``frame_encoder(features [N, T, F], counts [N])`` and
         returning ``(frames [N, T, D], counts)`` with one output frame per
-        input frame (:class:`speechbrain_sense.downstream.SenseFrameEncoder`).
+        input frame (:class:`speechbrain_sense.tasks.downstream.SenseFrameEncoder`).
     window : int
         Window length in frames (:func:`seconds_to_frames` converts
         seconds).
@@ -216,7 +216,7 @@ class LongFormEncoder(nn.Module):
         Frames averaged into one after stitching (1: none).
     adaptor : nn.Module, optional
         Applied last as ``adaptor(frames, counts) -> (frames, counts)``
-        (a :class:`speechbrain_sense.downstream.LengthAdaptor`).
+        (a :class:`speechbrain_sense.tasks.downstream.LengthAdaptor`).
 
     Example
     -------

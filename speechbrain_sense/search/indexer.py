@@ -120,7 +120,7 @@ class PassageSettings:
         duration = len(waveform) / sample_rate
         if not self.vad:
             return fixed_spans(duration, self.max_passage, self.overlap)
-        from speechbrain_sense.vad import speech_segments
+        from speechbrain_sense.data.vad import speech_segments
 
         segments = speech_segments(
             waveform, sample_rate, threshold=self.vad_threshold

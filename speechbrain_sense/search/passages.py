@@ -2,7 +2,7 @@
 
 A search hit is a stretch of a recording, not a whole file: a one-hour
 meeting holds hundreds of topics. Passages are built from speech activity
-(:func:`speechbrain_sense.vad.speech_segments`, Silero VAD):
+(:func:`speechbrain_sense.data.vad.speech_segments`, Silero VAD):
 
 * consecutive speech segments are merged while the pause between them is
   at most ``max_gap`` seconds and the merged passage stays within

@@ -1,7 +1,12 @@
 """SENSIA: adapting an English Backpack LM to new languages.
 
-Losses, pooling and the loss-weight curriculum live in
-:mod:`speechbrain_sense.sensia.losses`.
+* :mod:`.losses`: the sense and context views of a sentence, InfoNCE
+  across DDP ranks, the LM term and the 3-phase loss-weight curriculum
+  (its main names are re-exported here);
+* :mod:`.parallel_data`: parallel sentences in the usual formats;
+* :mod:`.bitext_retrieval`: the cross-lingual alignment metric;
+* :mod:`.zero_shot`: zero-shot multiple-choice accuracy and perplexity;
+* :mod:`.analysis`: the paper's sense-level probes of an adapted model.
 """
 
 from speechbrain_sense.sensia.losses import (

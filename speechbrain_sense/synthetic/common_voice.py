@@ -55,7 +55,7 @@ import torch
 import torchaudio
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.preparation import COMMON_VOICE_COLUMNS
+from speechbrain_sense.data.preparation import COMMON_VOICE_COLUMNS
 from speechbrain_sense.synthetic.espeak import ESpeakSynthesizer
 from speechbrain_sense.synthetic.phrase_grammar import grammar_sentences
 

@@ -24,8 +24,8 @@ import torch
 from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain.utils.epoch_loop import EpochCounter
 
-from speechbrain_sense.sampling import load_language_ratios
-from speechbrain_sense.streaming import ShardStream, StreamLoader
+from speechbrain_sense.data.sampling import load_language_ratios
+from speechbrain_sense.data.streaming import ShardStream, StreamLoader
 from speechbrain_sense.training.random_state import RandomState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from speechbrain_sense.sampling import load_language_ratios
-from speechbrain_sense.streaming import ShardStream, StreamLoader
+from speechbrain_sense.data.sampling import load_language_ratios
+from speechbrain_sense.data.streaming import ShardStream, StreamLoader
 from speechbrain_sense.training.distributed import ddp_destroy_group
 
 STREAM_OPTIONS = {

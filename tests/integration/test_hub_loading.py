@@ -233,7 +233,7 @@ def test_package_loaders_accept_a_hub_id(hub, tmp_path):
     out = tmp_path / "embeddings.pt"
     script = NOISE + textwrap.dedent(
         f"""
-        from speechbrain_sense.downstream import SenseFrameEncoder
+        from speechbrain_sense.tasks.downstream import SenseFrameEncoder
         from speechbrain_sense.encoders.inference import SenseEncoder
         from speechbrain_sense.encoders.pretrained import SenseEncoderInterface
 

@@ -14,16 +14,16 @@ import torch
 from speechbrain.dataio.batch import PaddedBatch
 
 from speechbrain_sense.audio import load_audio
-from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
-from speechbrain_sense.encoders.student import SenseStudent
-from speechbrain_sense.encoders.w2v_bert import SenseW2VBert, W2VBertFeatures
-from speechbrain_sense.manifests import read_manifest
-from speechbrain_sense.sampling import load_language_ratios
-from speechbrain_sense.streaming import (
+from speechbrain_sense.data.manifests import read_manifest
+from speechbrain_sense.data.sampling import load_language_ratios
+from speechbrain_sense.data.streaming import (
     ShardStream,
     StreamLoader,
     stream_batches_seen,
 )
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.student import SenseStudent
+from speechbrain_sense.encoders.w2v_bert import SenseW2VBert, W2VBertFeatures
 from speechbrain_sense.testing import free_port
 from speechbrain_sense.training.losses import cosine_alignment_loss
 

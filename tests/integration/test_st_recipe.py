@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import sacrebleu
 
-from speechbrain_sense.manifests import read_manifest
+from speechbrain_sense.data.manifests import read_manifest
 from speechbrain_sense.synthetic.covost import (
     make_synthetic_covost,
     parallel_sentences,

@@ -200,7 +200,7 @@ def test_recipe_trains_decodes_and_scores(slue_ted, sense_model_dir, tmp_path):
     assert "bertscore_f1_rescaled = " in log and "rescaled with baseline" in log
 
 
-SCRATCH_DECODER = """decoder: !new:speechbrain_sense.seq2seq.TransformerTextDecoder
+SCRATCH_DECODER = """decoder: !new:speechbrain_sense.tasks.seq2seq.TransformerTextDecoder
     vocab_size: 40
     memory_dim: !ref <adaptor_dim>
     d_model: 32
@@ -217,7 +217,9 @@ SCRATCH_DECODER = """decoder: !new:speechbrain_sense.seq2seq.TransformerTextDeco
 def test_recipe_with_a_from_scratch_decoder(slue_ted, tmp_path):
     """The decoder block swapped for a Transformer trained from scratch."""
     text = (RECIPE / "hparams" / "summarization_tiny.yaml").read_text()
-    start = text.index("decoder: !new:speechbrain_sense.seq2seq.Pretrained")
+    start = text.index(
+        "decoder: !new:speechbrain_sense.tasks.seq2seq.Pretrained"
+    )
     end = text.index("\nmodules:")
     hparams = tmp_path / "scratch.yaml"
     hparams.write_text(text[:start] + SCRATCH_DECODER + text[end:])

@@ -87,7 +87,7 @@ def test_st_recipe_trains_on_an_exported_xls_r_model(xls_r_sense_dir, tmp_path):
 def test_slue_ner_recipe_trains_on_an_exported_xls_r_model(
     xls_r_sense_dir, tmp_path
 ):
-    """The SLU recipes' features come from speechbrain_sense.slu."""
+    """The SLU recipes' features come from speechbrain_sense.tasks.slu."""
     from speechbrain_sense.synthetic.slu import (
         make_synthetic_slue_voxpopuli,
     )

@@ -9,7 +9,14 @@ import pytest
 import soundfile
 import torch
 
-from speechbrain_sense.attention import (
+from speechbrain_sense.data.vad import frame_speech_mask
+from speechbrain_sense.encoders.export import export_student
+from speechbrain_sense.encoders.inference import SenseEncoder
+from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
+from speechbrain_sense.encoders.student import SenseStudent
+from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
+from speechbrain_sense.synthetic.espeak import WordBoundary
+from speechbrain_sense.tasks.attention import (
     FUNCTION_WORDS,
     AttentionAnalyzer,
     attention_statistics,
@@ -21,13 +28,6 @@ from speechbrain_sense.attention import (
     synthesize,
     word_frame_labels,
 )
-from speechbrain_sense.encoders.export import export_student
-from speechbrain_sense.encoders.inference import SenseEncoder
-from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
-from speechbrain_sense.encoders.student import SenseStudent
-from speechbrain_sense.encoders.w2v_bert import SenseW2VBert
-from speechbrain_sense.synthetic.espeak import WordBoundary
-from speechbrain_sense.vad import frame_speech_mask
 
 needs_vad = pytest.mark.skipif(
     importlib.util.find_spec("silero_vad") is None,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from speechbrain_sense.audio import audio_duration, load_audio
-from speechbrain_sense.manifests import read_manifest
-from speechbrain_sense.preparation import ManifestWriter
+from speechbrain_sense.data.manifests import read_manifest
+from speechbrain_sense.data.preparation import ManifestWriter
 from speechbrain_sense.synthetic.common_voice import make_synthetic_cv
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes/CommonVoice/SENSE"
@@ -846,7 +846,7 @@ def test_header_mode_misses_what_only_decoding_finds(
 def test_verdicts_are_cached_and_a_changed_clip_is_checked_again(
     corpus, tmp_path, monkeypatch
 ):
-    import speechbrain_sense.clip_check as clip_check
+    import speechbrain_sense.data.clip_check as clip_check
 
     opened = []
     original = clip_check.check_clip

@@ -5,13 +5,13 @@ import json
 import pytest
 import torch
 
-from speechbrain_sense.downstream import (
+from speechbrain_sense.encoders.inference import SenseEncoder
+from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
+from speechbrain_sense.tasks.downstream import (
     LengthAdaptor,
     SenseFrameEncoder,
     conv_output_length,
 )
-from speechbrain_sense.encoders.inference import SenseEncoder
-from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
 
 
 def test_adaptor_output_is_independent_of_padding():

@@ -18,11 +18,10 @@ import pytest
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
-from speechbrain_sense.dataio import (
+from speechbrain_sense.data.dataio import (
     audio_feature_pipeline,
     encoder_features_class,
 )
-from speechbrain_sense.downstream import SenseFrameEncoder
 from speechbrain_sense.encoders.export import export_student
 from speechbrain_sense.encoders.inference import SenseEncoder, pad_waveforms
 from speechbrain_sense.encoders.pooling import SenseEmbeddingHead
@@ -34,6 +33,7 @@ from speechbrain_sense.encoders.xls_r import (
     XLSRFeatures,
     xls_r_frame_count,
 )
+from speechbrain_sense.tasks.downstream import SenseFrameEncoder
 from speechbrain_sense.testing.tiny_models import save_tiny_xls_r
 
 LENGTHS = (16000, 9000, 4321)

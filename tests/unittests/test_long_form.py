@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch import nn
 
-from speechbrain_sense.downstream import LengthAdaptor, SenseFrameEncoder
 from speechbrain_sense.encoders.long_form import (
     LongFormEncoder,
     average_pool_frames,
@@ -12,6 +11,7 @@ from speechbrain_sense.encoders.long_form import (
     num_long_form_windows,
     seconds_to_frames,
 )
+from speechbrain_sense.tasks.downstream import LengthAdaptor, SenseFrameEncoder
 
 
 class LinearFrameEncoder(nn.Module):

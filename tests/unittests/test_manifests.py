@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from speechbrain_sense.manifests import read_manifest
+from speechbrain_sense.data.manifests import read_manifest
 
 
 def write(path, rows):

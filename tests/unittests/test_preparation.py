@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from speechbrain_sense.preparation import (
+from speechbrain_sense.data.preparation import (
     ManifestWriter,
     already_prepared,
     mark_prepared,

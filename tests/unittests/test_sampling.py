@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_sense.sampling import (
+from speechbrain_sense.data.sampling import (
     LanguageBalancedDynamicBatchSampler,
     language_ratios,
     load_language_ratios,
@@ -194,7 +194,9 @@ def test_oversize_utterances_get_own_batch_and_are_counted(caplog):
     sampler = LanguageBalancedDynamicBatchSampler(
         durations, weights, max_batch_seconds=24.0, num_samples=2000, seed=5
     )
-    with caplog.at_level(logging.WARNING, logger="speechbrain_sense.sampling"):
+    with caplog.at_level(
+        logging.WARNING, logger="speechbrain_sense.data.sampling"
+    ):
         batches = list(sampler)
     drawn = Counter(i for b in batches for i in b)
     expected = sum(drawn[i] for i in (300, 301, 302))

@@ -4,12 +4,12 @@ import pytest
 import sentencepiece as spm
 import torch
 
-from speechbrain_sense.seq2seq import (
+from speechbrain_sense.synthetic.common_voice import load_builtin_sentences
+from speechbrain_sense.tasks.seq2seq import (
     PretrainedTextDecoder,
     TransformerTextDecoder,
     label_smoothed_nll,
 )
-from speechbrain_sense.synthetic.common_voice import load_builtin_sentences
 from speechbrain_sense.testing.tiny_text_models import save_tiny_mbart50
 
 TEXTS = ["the cat sleeps", "a dog runs in the park"]

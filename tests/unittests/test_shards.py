@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from speechbrain_sense import shards as shards_module
 from speechbrain_sense.audio import load_audio
-from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
-from speechbrain_sense.manifests import read_manifest
-from speechbrain_sense.shards import (
+from speechbrain_sense.data import shards as shards_module
+from speechbrain_sense.data.manifests import read_manifest
+from speechbrain_sense.data.shards import (
     ShardError,
     ShardReader,
     build_shards,
@@ -31,6 +30,7 @@ from speechbrain_sense.shards import (
     scan_manifests,
     verify_shards,
 )
+from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
 
 # fp16 keeps 11 significant bits: |x - fp16(x)| <= 2**-11 |x| (normal
 # range), plus the subnormal spacing 2**-24 near zero.
@@ -217,7 +217,7 @@ def test_sigkilled_cli_build_resumes(shard_corpus, tmp_path):
     command = [
         sys.executable,
         "-m",
-        "speechbrain_sense.shards",
+        "speechbrain_sense.data.shards",
         "build",
         *(f"{s}={p}" for s, p in shard_corpus["manifests"].items()),
         f"--out={out}",
@@ -439,7 +439,7 @@ def test_cli_help_names_every_flag(capsys):
 
 
 def test_shards_are_bound_to_their_manifests(shard_corpus, tmp_path):
-    from speechbrain_sense.shards import check_manifests
+    from speechbrain_sense.data.shards import check_manifests
 
     check_manifests(shard_corpus["shards"], shard_corpus["manifests"])
     changed = tmp_path / "train.csv"

@@ -5,7 +5,7 @@ import pytest
 import soundfile
 import torch
 
-from speechbrain_sense.slu import (
+from speechbrain_sense.tasks.slu import (
     TaggedCTCHead,
     ctc_greedy_decode,
     ctc_min_frames,

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from speechbrain_sense.metrics.slu import format_tagged
-from speechbrain_sense.slu import load_segment
 from speechbrain_sense.synthetic.slu import (
     MEDIA_DATA_DIR,
     make_synthetic_media,
     make_synthetic_slue_voxpopuli,
 )
+from speechbrain_sense.tasks.slu import load_segment
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 sys.path.insert(0, str(RECIPES / "SLUE-VoxPopuli/NER"))

@@ -12,9 +12,12 @@ import pytest
 import torch
 from speechbrain.utils.checkpoints import Checkpointer
 
-from speechbrain_sense.sampling import language_ratios, load_language_ratios
-from speechbrain_sense.shards import ShardError, load_index
-from speechbrain_sense.streaming import (
+from speechbrain_sense.data.sampling import (
+    language_ratios,
+    load_language_ratios,
+)
+from speechbrain_sense.data.shards import ShardError, load_index
+from speechbrain_sense.data.streaming import (
     ShardStream,
     StreamLoader,
     language_shares,
@@ -290,8 +293,8 @@ def test_corrupt_sample_raises_or_is_counted(shard_corpus, tmp_path):
 
 
 def test_audio_only_shards_need_a_feature_extractor(shard_corpus, tmp_path):
+    from speechbrain_sense.data.shards import build_shards
     from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
-    from speechbrain_sense.shards import build_shards
 
     folder = tmp_path / "audio"
     build_shards(

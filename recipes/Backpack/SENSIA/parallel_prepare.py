@@ -15,7 +15,7 @@ the columns ``ID, src, tgt, origin`` into ``save_folder``:
   ``max_train_pairs`` (the held-out sets depend on neither, so
   low-resource runs are comparable);
 * ``lexicon.tsv``: word translations induced from all the non-test pairs
-  (:func:`speechbrain_sense.backpack.analysis.dice_lexicon`), the aligned
+  (:func:`speechbrain_sense.sensia.analysis.dice_lexicon`), the aligned
   word pairs of the analysis; also independent of ``train_fraction``.
 
 Training pairs with an empty side, longer than ``max_words`` words on a
@@ -44,12 +44,12 @@ from pathlib import Path
 
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.backpack.analysis import dice_lexicon
-from speechbrain_sense.preparation import (
+from speechbrain_sense.data.preparation import (
     already_prepared,
     mark_prepared,
     write_manifest,
 )
+from speechbrain_sense.sensia.analysis import dice_lexicon
 from speechbrain_sense.sensia.parallel_data import (
     normalize_sentence,
     read_parallel,

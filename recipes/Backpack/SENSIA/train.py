@@ -26,7 +26,7 @@ Every ``log_interval`` steps the three losses, the sense entropy (nats) and
 bitext retrieval R@1 (both directions, held-out pairs) are logged. Each
 epoch is validated on dev (perplexity, R@1, entropy); the last checkpoint is
 tested (LASER Tatoeba by default), exported in the backpack-gpt2 layout and
-analysed (:mod:`speechbrain_sense.backpack.analysis`): sense entropy, local
+analysed (:mod:`speechbrain_sense.sensia.analysis`): sense entropy, local
 topology rho (the paper's), sense-similarity correlation (ours), Procrustes
 cosine, sense-mixture ablations.
 
@@ -50,7 +50,6 @@ from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.backpack.analysis import analyze
 from speechbrain_sense.backpack.language_modeling import (
     lengths_to_mask,
     next_token_loss,
@@ -60,7 +59,8 @@ from speechbrain_sense.backpack.language_modeling import (
 )
 from speechbrain_sense.backpack.model import BackpackLM
 from speechbrain_sense.backpack.tokenizer import BackpackTokenizer
-from speechbrain_sense.manifests import read_manifest
+from speechbrain_sense.data.manifests import read_manifest
+from speechbrain_sense.sensia.analysis import analyze
 from speechbrain_sense.sensia.bitext_retrieval import bitext_recall
 from speechbrain_sense.sensia.losses import (
     curriculum_weights,

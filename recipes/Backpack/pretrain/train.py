@@ -41,7 +41,7 @@ from speechbrain_sense.backpack.language_modeling import (
     warmup_cosine,
 )
 from speechbrain_sense.backpack.tokenizer import build_tokenizer
-from speechbrain_sense.manifests import read_manifest
+from speechbrain_sense.data.manifests import read_manifest
 from speechbrain_sense.training.distributed import ddp_destroy_group
 
 logger = get_logger(__name__)

@@ -36,7 +36,7 @@ and skips them instead).
 
 The target vocabulary, a SentencePiece model trained on the training
 translations (ids ``pad=0, bos=1, eos=2, unk=3``, the convention of
-``speechbrain_sense.seq2seq.TransformerTextDecoder``), is written to
+``speechbrain_sense.tasks.seq2seq.TransformerTextDecoder``), is written to
 ``<save_folder>/tokenizer/`` when ``vocab_size`` is given.
 
 Preparation is skipped when the outputs exist and were written with the
@@ -55,7 +55,7 @@ from pathlib import Path
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.audio import AudioReadError, audio_duration
-from speechbrain_sense.preparation import (
+from speechbrain_sense.data.preparation import (
     already_prepared,
     mark_prepared,
     write_manifest,

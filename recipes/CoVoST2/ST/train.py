@@ -43,15 +43,15 @@ from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.dataio import (
+from speechbrain_sense.data.dataio import (
     audio_feature_pipeline,
     loader_options,
     manifest_datasets,
 )
 from speechbrain_sense.encoders.w2v_bert import frame_mask
 from speechbrain_sense.metrics.translation import translation_scores
-from speechbrain_sense.seq2seq import label_smoothed_nll
 from speechbrain_sense.synthetic import synthesize_if_empty
+from speechbrain_sense.tasks.seq2seq import label_smoothed_nll
 from speechbrain_sense.training.distributed import ddp_destroy_group
 
 logger = get_logger(__name__)

@@ -36,7 +36,7 @@ locales needs no language list. A language without ``dev.tsv`` or
 ``"missing": true`` in its report entry); ``train.tsv`` is required.
 
 Every kept clip is checked before training (``verify_clips``, see
-:mod:`speechbrain_sense.clip_check`): decoded in parallel worker processes,
+:mod:`speechbrain_sense.data.clip_check`): decoded in parallel worker processes,
 with the verdicts cached in ``clip_checks.sqlite``, so that no corrupt,
 truncated, empty, missing or too-short clip reaches training. TSVs are read
 line by line as UTF-8 (a byte order mark is accepted): a bad byte is a row
@@ -75,15 +75,15 @@ import numpy as np
 from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
-from speechbrain_sense.clip_check import ClipVerifier
-from speechbrain_sense.preparation import (
+from speechbrain_sense.data.clip_check import ClipVerifier
+from speechbrain_sense.data.preparation import (
     COMMON_VOICE_COLUMNS,
     OPTIONS_FILE,
     ManifestWriter,
     already_prepared,
     mark_prepared,
 )
-from speechbrain_sense.sampling import save_language_ratios
+from speechbrain_sense.data.sampling import save_language_ratios
 from speechbrain_sense.teachers.sentence_encoders import (
     filter_teacher_languages,
 )
@@ -110,7 +110,7 @@ AUTO_LANGUAGES = "auto"
 # Splits a partial release may lack (the language then has no such rows).
 OPTIONAL_SPLITS = ("dev", "test")
 OUTPUTS = [f"{split}.csv" for split in SPLITS] + [REPORT_FILE, RATIOS_FILE]
-# Verdicts of the clip checks (speechbrain_sense.clip_check), kept across
+# Verdicts of the clip checks (speechbrain_sense.data.clip_check), kept across
 # preparations: a rerun opens no clip again.
 CLIP_CHECKS_FILE = "clip_checks.sqlite"
 # Rows whose clips are checked together (bounds memory, keeps row order).
@@ -179,7 +179,7 @@ def prepare_common_voice(
         line.
     verify_clips : str
         How every kept clip is checked before training
-        (:mod:`speechbrain_sense.clip_check`): ``"decode"`` (decoded
+        (:mod:`speechbrain_sense.data.clip_check`): ``"decode"`` (decoded
         whole), ``"header"`` (header only) or ``"none"`` (only that it
         exists). Verdicts are cached in ``clip_checks.sqlite`` of
         ``save_folder``.

@@ -34,7 +34,7 @@ from speechbrain.dataio.dataloader import make_dataloader
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.dataio import (
+from speechbrain_sense.data.dataio import (
     LOAD_ERROR_KEY,
     LoadFailureGuard,
     LoadTolerantBatch,
@@ -42,21 +42,21 @@ from speechbrain_sense.dataio import (
     loader_options,
     manifest_datasets,
 )
-from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
-from speechbrain_sense.manifests import read_manifest
-from speechbrain_sense.retrieval import chance_recall, speech_to_text_recall
-from speechbrain_sense.sampling import (
+from speechbrain_sense.data.manifests import read_manifest
+from speechbrain_sense.data.sampling import (
     load_language_ratios,
     utterance_weights,
 )
-from speechbrain_sense.shards import (
+from speechbrain_sense.data.shards import (
     INDEX_FILE,
     build_shards,
     check_fingerprint,
     check_manifests,
     load_index,
 )
-from speechbrain_sense.streaming import ShardStream, StreamLoader
+from speechbrain_sense.data.streaming import ShardStream, StreamLoader
+from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
+from speechbrain_sense.retrieval import chance_recall, speech_to_text_recall
 from speechbrain_sense.synthetic import synthesize_if_empty
 from speechbrain_sense.teachers.cache import TeacherEmbeddingCache
 from speechbrain_sense.training.arguments import parse_arguments
@@ -414,7 +414,7 @@ def shards_prepare(hparams, splits):
     """Builds the shards on the main process when none are verified yet.
 
     On a cluster, build them beforehand with
-    ``python -m speechbrain_sense.shards build`` (one job per node).
+    ``python -m speechbrain_sense.data.shards build`` (one job per node).
     """
     if (Path(hparams["shards_folder"]) / INDEX_FILE).is_file():
         return

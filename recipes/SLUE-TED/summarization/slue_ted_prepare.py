@@ -44,7 +44,7 @@ from pathlib import Path
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.audio import AudioReadError, audio_duration
-from speechbrain_sense.preparation import (
+from speechbrain_sense.data.preparation import (
     already_prepared,
     mark_prepared,
     write_manifest,

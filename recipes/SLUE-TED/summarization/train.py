@@ -7,7 +7,7 @@ a plain w2v-BERT 2.0 is the non-semantic baseline), the stitched 50 Hz
 frames are averaged and shortened by strided convolutions, and a text
 decoder writes the summary while cross-attending to them: the decoder of
 a pretrained BART (``facebook/bart-large``) or a Transformer decoder
-trained from scratch (``speechbrain_sense.seq2seq``). Training minimises
+trained from scratch (``speechbrain_sense.tasks.seq2seq``). Training minimises
 the label-smoothed NLL of the reference summary; the dev loss selects the
 checkpoint. The test set is decoded with beam search and scored with
 ROUGE-1/2/L and BERTScore F1, raw (``bertscore_f1``) and rescaled with
@@ -40,19 +40,19 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.dataio import (
+from speechbrain_sense.data.dataio import (
     audio_feature_pipeline,
     encoder_features_class,
     manifest_datasets,
 )
+from speechbrain_sense.data.manifests import read_manifest
 from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
-from speechbrain_sense.manifests import read_manifest
 from speechbrain_sense.metrics.summarization import (
     rouge_description,
     rouge_scores,
 )
-from speechbrain_sense.seq2seq import TransformerTextDecoder
 from speechbrain_sense.synthetic import synthesize_if_empty
+from speechbrain_sense.tasks.seq2seq import TransformerTextDecoder
 from speechbrain_sense.training.distributed import ddp_destroy_group
 
 logger = get_logger(__name__)

@@ -1,4 +1,4 @@
-"""Tests for ``speechbrain_sense.backpack.analysis`` with known answers."""
+"""Tests for ``speechbrain_sense.sensia.analysis`` with known answers."""
 
 import json
 import math
@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from speechbrain_sense.backpack import BackpackConfig, BackpackLM
-from speechbrain_sense.backpack.analysis import (
+from speechbrain_sense.backpack.tokenizer import BackpackTokenizer
+from speechbrain_sense.sensia.analysis import (
     ABLATIONS,
     analyze,
     corpus_sense_entropy,
@@ -25,7 +26,6 @@ from speechbrain_sense.backpack.analysis import (
     spearman_rho,
     word_senses,
 )
-from speechbrain_sense.backpack.tokenizer import BackpackTokenizer
 
 TINY = {
     "vocab_size": 60,

@@ -36,13 +36,13 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_sense.slu import (
+from speechbrain_sense.synthetic import synthesize_if_empty
+from speechbrain_sense.tasks.slu import (
     TaggedCTCBrain,
     dataio_prepare,
     log_vocabulary,
     prepare_label_encoder,
 )
-from speechbrain_sense.synthetic import synthesize_if_empty
 from speechbrain_sense.training.distributed import ddp_destroy_group
 
 logger = get_logger(__name__)

@@ -2,7 +2,7 @@
 
 Decoding millions of small MP3 files every epoch costs ~2.6 ms of CPU per
 audio-second and random access to them does not scale on network
-filesystems. ``python -m speechbrain_sense.shards build`` turns the
+filesystems. ``python -m speechbrain_sense.data.shards build`` turns the
 prepared CSV manifests of any recipe into sequential tar shards in the
 WebDataset layout (the format of SpeechBrain's own WebDataset recipes),
 one folder per split and language, holding for every clip:
@@ -26,7 +26,7 @@ counted per reason and listed by id in the sidecars, and a job that loses
 more than ``--max-bad-fraction`` of its clips fails with the report.
 ``shards verify`` checks that the union of the jobs is complete, without
 duplicates, with the checksums recorded, and writes ``index.json``, which
-the training stream (:mod:`speechbrain_sense.streaming`) reads.
+the training stream (:mod:`speechbrain_sense.data.streaming`) reads.
 
 Authors
  * speechbrain-sense developers 2026
@@ -1063,7 +1063,7 @@ def load_index(folder):
     if not path.is_file():
         raise ShardError(
             f"{path} not found: build the shards, then run "
-            f"'python -m speechbrain_sense.shards verify {folder}'"
+            f"'python -m speechbrain_sense.data.shards verify {folder}'"
         )
     return json.loads(path.read_text("utf-8"))
 
@@ -1215,7 +1215,7 @@ class ShardReader:
     >>> reader.read(0)
     Traceback (most recent call last):
     ...
-    speechbrain_sense.shards.ShardError: /no/such.tar: cannot open shard: ...
+    speechbrain_sense.data.shards.ShardError: /no/such.tar: cannot open shard: ...
     """
 
     def __init__(self, path):
@@ -1345,7 +1345,7 @@ def _parser():
         Parser whose ``parse_args`` sets ``verb`` and that verb's options.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m speechbrain_sense.shards",
+        prog="python -m speechbrain_sense.data.shards",
         description=__doc__.split("\n\n")[0],
     )
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -1457,7 +1457,7 @@ def _print_table(rows):
 
 
 def main(argv=None):
-    """Entry point of ``python -m speechbrain_sense.shards``.
+    """Entry point of ``python -m speechbrain_sense.data.shards``.
 
     Arguments
     ---------

@@ -1,6 +1,6 @@
 """Speech activity from Silero VAD, on encoder frames.
 
-The attention analysis (:mod:`speechbrain_sense.attention`) asks how much
+The attention analysis (:mod:`speechbrain_sense.tasks.attention`) asks how much
 pooling weight falls on frames where nobody speaks. Silero VAD (the
 ``silero-vad`` package, whose weights ship inside it, so it runs offline)
 finds the speech segments of a 16 kHz waveform; :func:`frame_speech_mask`

@@ -1,8 +1,8 @@
 """Streaming SENSE training batches from WebDataset shards.
 
-:class:`ShardStream` reads the shards of :mod:`speechbrain_sense.shards`
+:class:`ShardStream` reads the shards of :mod:`speechbrain_sense.data.shards`
 sequentially and yields ready ``PaddedBatch`` es, with the semantics of
-the map-style path (:class:`~speechbrain_sense.sampling.
+the map-style path (:class:`~speechbrain_sense.data.sampling.
 LanguageBalancedDynamicBatchSampler`):
 
 * **Language re-balancing.** Every drawn clip's language is drawn with the
@@ -47,8 +47,8 @@ from speechbrain.utils.checkpoints import (
     register_checkpoint_hooks,
 )
 
-from speechbrain_sense.sampling import pack_by_duration
-from speechbrain_sense.shards import ShardError, ShardReader, load_index
+from speechbrain_sense.data.sampling import pack_by_duration
+from speechbrain_sense.data.shards import ShardError, ShardReader, load_index
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class ShardStream(torch.utils.data.IterableDataset):
     >>> ShardStream("/no/shards", "train", 60.0)
     Traceback (most recent call last):
     ...
-    speechbrain_sense.shards.ShardError: /no/shards/index.json not found: ...
+    speechbrain_sense.data.shards.ShardError: /no/shards/index.json not found: ...
     """
 
     def __init__(

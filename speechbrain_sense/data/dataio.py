@@ -28,9 +28,9 @@ from speechbrain.dataio.batch import PaddedBatch
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_sense.audio import AudioReadError, load_audio
+from speechbrain_sense.data.manifests import read_manifest
 from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
 from speechbrain_sense.encoders.xls_r import XLSRFeatures
-from speechbrain_sense.manifests import read_manifest
 
 logger = get_logger(__name__)
 

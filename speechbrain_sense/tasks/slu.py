@@ -8,7 +8,7 @@ The SLUE-VoxPopuli NER and MEDIA recipes share everything here; their
   characters, ``|`` between words, and each tag token (``<PERSON>``) and the
   closing ``>`` as single units (:func:`text_to_units`,
   :func:`units_to_text`).
-* :class:`TaggedCTCHead`: a :class:`~speechbrain_sense.downstream.LengthAdaptor`
+* :class:`TaggedCTCHead`: a :class:`~speechbrain_sense.tasks.downstream.LengthAdaptor`
   over the encoder frames and a linear layer to the units, its size set
   from the label encoder once the data is prepared.
 * :func:`ctc_greedy_decode` decodes with each utterance's true frame count.
@@ -36,14 +36,17 @@ from speechbrain.utils.logger import get_logger
 from torch import nn
 
 from speechbrain_sense.audio import AudioReadError, load_audio, resample
-from speechbrain_sense.dataio import encoder_features_class, manifest_datasets
-from speechbrain_sense.downstream import LengthAdaptor
-from speechbrain_sense.manifests import read_manifest
+from speechbrain_sense.data.dataio import (
+    encoder_features_class,
+    manifest_datasets,
+)
+from speechbrain_sense.data.manifests import read_manifest
 from speechbrain_sense.metrics.slu import (
     TAG_CLOSE,
     TaggedTranscriptStats,
     is_tag,
 )
+from speechbrain_sense.tasks.downstream import LengthAdaptor
 
 logger = get_logger(__name__)
 

@@ -44,7 +44,7 @@ tokens by the model's tokenizer; a word's senses are the mean over its
 tokens. Backpack senses do not depend on context, so a word's senses are
 the same in every sentence.
 
-Run ``python -m speechbrain_sense.backpack.analysis --help`` for the CLI.
+Run ``python -m speechbrain_sense.sensia.analysis --help`` for the CLI.
 
 Authors
  * speechbrain-sense developers 2026
@@ -833,7 +833,7 @@ def main(argv=None):
     from speechbrain_sense.sensia.parallel_data import FORMATS, read_parallel
 
     parser = argparse.ArgumentParser(
-        prog="python -m speechbrain_sense.backpack.analysis",
+        prog="python -m speechbrain_sense.sensia.analysis",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--model", required=True, help="evaluated model dir")

@@ -7,7 +7,7 @@ the per-frame pooling weights ``a_t`` (they sum to one per utterance):
 * how much mass falls in the **first 10%** of the utterance (frames
   ``t < 0.1 T``);
 * how much falls on **non-speech** frames (Silero VAD,
-  :mod:`speechbrain_sense.vad`);
+  :mod:`speechbrain_sense.data.vad`);
 * how much falls on **content words** versus **function words**, given
   word boundaries: from eSpeak NG's word events for synthesised speech
   (exact), or from a CTC forced alignment when a CTC model is given.
@@ -30,17 +30,17 @@ word before it.
 Command line::
 
     # one utterance: figure (waveform, spectrogram, attention, VAD, words)
-    python -m speechbrain_sense.attention --model MODEL_DIR \\
+    python -m speechbrain_sense.tasks.attention --model MODEL_DIR \\
         --audio a.wav --text "..." --language en --out fig.png \\
         [--ctc-model CTC_DIR]
     # synthesised speech (exact word boundaries), no --audio
-    python -m speechbrain_sense.attention --model MODEL_DIR \\
+    python -m speechbrain_sense.tasks.attention --model MODEL_DIR \\
         --text "The cat sleeps." --language en --out fig.png
     # statistics over a data set (CSV with wav, text, lang) or over
     # synthesised built-in sentences
-    python -m speechbrain_sense.attention --model MODEL_DIR \\
+    python -m speechbrain_sense.tasks.attention --model MODEL_DIR \\
         --batch manifest.csv --out stats.json [--ctc-model CTC_DIR]
-    python -m speechbrain_sense.attention --model MODEL_DIR \\
+    python -m speechbrain_sense.tasks.attention --model MODEL_DIR \\
         --synthetic en,fr --per-language 20 --out stats.json
 
 Authors
@@ -454,7 +454,10 @@ class AttentionAnalyzer:
             ``weights`` ``[T]``, ``segments`` (or ``None``), ``words`` (or
             ``None``), ``word_source`` and ``stats``.
         """
-        from speechbrain_sense.vad import frame_speech_mask, speech_segments
+        from speechbrain_sense.data.vad import (
+            frame_speech_mask,
+            speech_segments,
+        )
 
         weights, counts = self.model.attention_weights(waveform[None])
         weights = weights[0, : counts[0]].cpu()
@@ -778,7 +781,7 @@ def _synthetic_utterances(languages, per_language):
 
 
 def main(argv=None):
-    """Command line: ``python -m speechbrain_sense.attention --help``.
+    """Command line: ``python -m speechbrain_sense.tasks.attention --help``.
 
     Arguments
     ---------

@@ -11,7 +11,7 @@ the *frames* of a SENSE encoder rather than on its pooled embedding:
   DataLoader workers from the same directory (fbank features by
   :class:`speechbrain_sense.encoders.w2v_bert.W2VBertFeatures`, or normalised
   samples by :class:`speechbrain_sense.encoders.xls_r.XLSRFeatures`, as
-  :func:`speechbrain_sense.dataio.encoder_features_class` picks) and
+  :func:`speechbrain_sense.data.dataio.encoder_features_class` picks) and
   returns frames with their exact counts.
 * :class:`LengthAdaptor` shortens the 50 Hz frame sequence with strided
   1-D convolutions (GLU), so a CTC head or a text decoder sees a
@@ -26,7 +26,7 @@ from pathlib import Path
 
 from torch import nn
 
-from speechbrain_sense.dataio import encoder_model_type
+from speechbrain_sense.data.dataio import encoder_model_type
 from speechbrain_sense.encoders.w2v_bert import SenseW2VBert, frame_mask
 from speechbrain_sense.encoders.xls_r import SenseXLSR
 
