@@ -34,6 +34,14 @@ def bench():
                 "memory_fit",
                 "attention_bias",
                 "search_bench",
+                "search_indexing",
+                "search_queries",
+                "search_storage",
+                "throughput_run",
+                "throughput_report",
+                "recipe_pipeline",
+                "upstream_baseline",
+                "training_setup",
             )
         }
     finally:
@@ -175,6 +183,8 @@ def test_bench_doctests(bench):
         "shard_data_path",
         "onnx_rtf",
         "search_bench",
+        "search_indexing",
+        "search_queries",
     )
     for name in names:
         results = doctest.testmod(bench[name])
