@@ -12,7 +12,7 @@ TORCH_PINS := torch==2.14.1 torchaudio==2.11.0
 LINT_PATHS := $(wildcard speechbrain_sense recipes tests bench setup.py)
 SPELL_PATHS := $(LINT_PATHS) $(wildcard docs README.md)
 
-.PHONY: install lint browser test demo clean
+.PHONY: install lint browser test demo architecture clean
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ test: install lint browser
 # w2v-BERT on first use, trains on CPU, prints the retrieval table.
 demo: install
 	cd recipes/CommonVoice/SENSE && $(abspath $(PY)) train.py hparams/sense_tiny.yaml
+
+# The picture of docs/architecture.md, drawn from the package's imports.
+architecture: install
+	$(PY) tests/consistency/import_graph.py --png docs/figures/architecture.png
 
 clean:
 	rm -rf $(VENV) recipes/*/*/results

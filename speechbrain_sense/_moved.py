@@ -73,7 +73,6 @@ _RENAMES = {
     "downstream": "tasks.downstream",
     "seq2seq": "tasks.seq2seq",
     "slu": "tasks.slu",
-    # moved-table
 }
 MOVED = {
     f"speechbrain_sense.{old}": f"speechbrain_sense.{new}"
