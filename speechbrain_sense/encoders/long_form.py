@@ -18,15 +18,21 @@ therefore encodes a talk window by window and stitches the frames back:
   ``(window - stride) // 2`` frames away from its edges, where a window
   lacks context. The first window keeps from frame 0, the last one to the
   end.
-* **Exact counts**: the frame encoder maps ``T`` feature frames to ``T``
-  frames (w2v-BERT 2.0 on precomputed 50 Hz features), so a talk of ``n``
-  feature frames gives ``n`` encoded frames, whatever the windows.
+* **Exact counts**: a talk of ``m`` input steps gives
+  ``(m - receptive) // hop + 1`` encoded frames (``m`` for w2v-BERT 2.0 on
+  its 50 Hz features), whatever the windows.
 
-Windows are cut from the precomputed fbank features
-(:class:`speechbrain_sense.encoders.w2v_bert.W2VBertFeatures` of the whole talk,
-computed in the DataLoader workers), not from the waveform: fbank frames
-are local (25 ms), so cutting features is exact, whereas every waveform
-cut would lose the frames straddling it.
+Windows are cut from the encoder's input of the whole talk, computed in
+the DataLoader workers: w2v-BERT's fbank features
+(:class:`speechbrain_sense.encoders.w2v_bert.W2VBertFeatures`), one input
+frame per output frame, or XLS-R's normalised samples
+(:class:`speechbrain_sense.encoders.xls_r.XLSRFeatures`), 320 samples per
+output frame after a 400-sample receptive field. A window of output frames
+``[s, e)`` reads the input steps ``[s * hop, (e - 1) * hop + receptive)``,
+exactly those its frames see, so its frames line up with the whole talk's
+and no frame straddles a cut. The talk is normalised as a whole (fbank
+statistics, XLS-R sample statistics) before it is cut, as a plain encoding
+of the whole talk would be.
 
 The windows of a whole batch of talks are encoded ``chunk_batch_size`` at a
 time, which bounds memory independently of the talk lengths. Then the
@@ -125,6 +131,57 @@ def long_form_windows(num_frames, window, stride):
     return windows
 
 
+def input_span(start, end, hop=1, receptive_field=1):
+    """The input steps that output frames ``[start, end)`` read.
+
+    Arguments
+    ---------
+    start, end : int
+        Output frames, end excluded.
+    hop : int
+        Input steps between consecutive output frames.
+    receptive_field : int
+        Input steps one output frame reads.
+
+    Returns
+    -------
+    tuple
+        ``(first, last)`` input steps, last excluded.
+
+    Example
+    -------
+    >>> input_span(0, 3), input_span(2, 5, hop=320, receptive_field=400)
+    ((0, 3), (640, 1680))
+    """
+    return start * hop, (end - 1) * hop + receptive_field
+
+
+def output_frame_count(num_inputs, hop=1, receptive_field=1):
+    """Output frames of ``num_inputs`` input steps (0 below one frame).
+
+    Arguments
+    ---------
+    num_inputs : int
+        Input steps (feature frames, or samples for XLS-R).
+    hop : int
+        Input steps between consecutive output frames.
+    receptive_field : int
+        Input steps one output frame reads.
+
+    Returns
+    -------
+    int
+
+    Example
+    -------
+    >>> output_frame_count(7), output_frame_count(16000, 320, 400)
+    (7, 49)
+    """
+    if num_inputs < receptive_field:
+        return 0
+    return (num_inputs - receptive_field) // hop + 1
+
+
 def num_long_form_windows(num_frames, window, stride):
     """How many windows :func:`long_form_windows` makes.
 
@@ -202,9 +259,9 @@ class LongFormEncoder(nn.Module):
     Arguments
     ---------
     frame_encoder : nn.Module
-        Called as ``frame_encoder(features [N, T, F], counts [N])`` and
-        returning ``(frames [N, T, D], counts)`` with one output frame per
-        input frame (:class:`speechbrain_sense.tasks.downstream.SenseFrameEncoder`).
+        Called as ``frame_encoder(inputs [N, T, F], input_counts [N])`` and
+        returning ``(frames [N, T', D], frame_counts)``
+        (:class:`speechbrain_sense.tasks.downstream.SenseFrameEncoder`).
     window : int
         Window length in frames (:func:`seconds_to_frames` converts
         seconds).
@@ -217,6 +274,12 @@ class LongFormEncoder(nn.Module):
     adaptor : nn.Module, optional
         Applied last as ``adaptor(frames, counts) -> (frames, counts)``
         (a :class:`speechbrain_sense.tasks.downstream.LengthAdaptor`).
+    hop : int, optional
+        Input steps between consecutive output frames (default: the frame
+        encoder's ``input_hop``, else 1: w2v-BERT features).
+    receptive_field : int, optional
+        Input steps one output frame reads (default: the frame encoder's
+        ``input_receptive_field``, else 1).
 
     Example
     -------
@@ -237,6 +300,8 @@ class LongFormEncoder(nn.Module):
         chunk_batch_size=8,
         pool_factor=1,
         adaptor=None,
+        hop=None,
+        receptive_field=None,
     ):
         super().__init__()
         if isinstance(frame_encoder, nn.Module):
@@ -258,6 +323,18 @@ class LongFormEncoder(nn.Module):
         self.chunk_batch_size = chunk_batch_size
         self.pool_factor = pool_factor
         self.adaptor = adaptor
+        # XLS-R reads 400 samples a frame, every 320: its windows are cut
+        # from the waveform where its frames' receptive fields begin.
+        if hop is None:
+            hop = getattr(frame_encoder, "input_hop", 1)
+        if receptive_field is None:
+            receptive_field = getattr(frame_encoder, "input_receptive_field", 1)
+        if not 1 <= hop <= receptive_field:
+            raise ValueError(
+                f"need 1 <= hop <= receptive_field, got {hop} and "
+                f"{receptive_field}"
+            )
+        self.hop, self.receptive_field = int(hop), int(receptive_field)
 
     def encode_frames(self, features, frame_counts):
         """Encodes every talk window by window and stitches the frames.
@@ -265,23 +342,30 @@ class LongFormEncoder(nn.Module):
         Arguments
         ---------
         features : torch.Tensor
-            ``[B, T, F]`` right-padded features.
+            ``[B, T, F]`` right-padded encoder input (features, or XLS-R
+            samples as ``[B, T, 1]``).
         frame_counts : torch.Tensor
-            ``[B]`` real frames per talk.
+            ``[B]`` real input steps per talk.
 
         Returns
         -------
         frames : torch.Tensor
-            ``[B, T, D]``, zero past the counts.
+            ``[B, T', D]`` (``T'`` the output frames of ``T`` steps), zero
+            past the counts.
         frame_counts : torch.Tensor
-            ``[B]``, equal to the input counts.
+            ``[B]`` real output frames.
         """
         encode = getattr(self, "frame_encoder", None)
         if encode is None:
             encode = self._encode
-        counts = [int(n) for n in frame_counts.tolist()]
+        hop, field = self.hop, self.receptive_field
+        inputs = [int(n) for n in frame_counts.tolist()]
+        counts = [output_frame_count(n, hop, field) for n in inputs]
         if min(counts) < 1:
-            raise ValueError(f"every talk needs a frame, got counts {counts}")
+            raise ValueError(
+                f"every talk needs a frame, got {inputs} input steps "
+                f"(one frame reads {field})"
+            )
         # (talk, start, end, keep_start, keep_end) of every window.
         chunks = [
             (b, *bounds)
@@ -291,28 +375,32 @@ class LongFormEncoder(nn.Module):
         output = None
         for first in range(0, len(chunks), self.chunk_batch_size):
             group = chunks[first : first + self.chunk_batch_size]
-            lengths = [end - start for _, start, end, _, _ in group]
+            spans = [input_span(s, e, hop, field) for _, s, e, _, _ in group]
+            lengths = [hi - lo for lo, hi in spans]
             batch = features.new_zeros(
                 len(group), max(lengths), features.shape[-1]
             )  # [N, W, F]
-            for i, (b, start, end, _, _) in enumerate(group):
-                batch[i, : end - start] = features[b, start:end]
+            for i, ((b, *_), (lo, hi)) in enumerate(zip(group, spans)):
+                batch[i, : hi - lo] = features[b, lo:hi]
             chunk_counts = torch.tensor(lengths, device=features.device)
-            frames, out_counts = encode(batch, chunk_counts)  # [N, W, D]
-            if out_counts.tolist() != lengths:
+            frames, out_counts = encode(batch, chunk_counts)  # [N, W', D]
+            expected = [end - start for _, start, end, _, _ in group]
+            if out_counts.tolist() != expected:
                 raise ValueError(
-                    "the frame encoder must return one frame per input "
-                    f"frame; got {out_counts.tolist()} for {lengths}"
+                    f"the frame encoder must return one frame per {hop} "
+                    f"input step(s) after the first {field}; got "
+                    f"{out_counts.tolist()} for {expected}"
                 )
             if output is None:
+                length = output_frame_count(features.shape[1], hop, field)
                 output = frames.new_zeros(
-                    features.shape[0], features.shape[1], frames.shape[-1]
-                )  # [B, T, D]
+                    features.shape[0], length, frames.shape[-1]
+                )  # [B, T', D]
             for i, (b, start, _, keep_start, keep_end) in enumerate(group):
                 output[b, keep_start:keep_end] = frames[
                     i, keep_start - start : keep_end - start
                 ]
-        return output, frame_counts.to(output.device)
+        return output, torch.tensor(counts, device=output.device)
 
     def forward(self, features, frame_counts):
         """Encoded, stitched and downsampled frames (the decoder's memory).
@@ -320,9 +408,9 @@ class LongFormEncoder(nn.Module):
         Arguments
         ---------
         features : torch.Tensor
-            ``[B, T, F]`` right-padded features.
+            ``[B, T, F]`` right-padded encoder input.
         frame_counts : torch.Tensor
-            ``[B]`` real frames per talk.
+            ``[B]`` real input steps per talk.
 
         Returns
         -------

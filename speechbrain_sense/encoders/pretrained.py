@@ -292,8 +292,8 @@ class XLSRFromConfig(SenseXLSR):
         self.freeze = True
         self.freeze_feature_extractor = True
         self.freeze_model(self.model)
-        # No fbank: the input is samples, which long-form windows and the
-        # ONNX export (both on fbank features) do not handle.
+        # No fbank: the input is samples (long-form windows cut samples,
+        # and the ONNX export handles fbank features only).
         self.fbank = None
 
 
@@ -367,28 +367,33 @@ LongFormEncoder`), and its stitched frames are pooled as one sequence,
             window=self.long_form_window,
             stride=self.long_form_stride,
             chunk_batch_size=self.long_form_batch_size,
+            hop=getattr(self.encoder, "input_hop", 1),
+            receptive_field=getattr(self.encoder, "input_receptive_field", 1),
         )
 
     def _encode_window(self, features, frame_counts):
-        """Frames of a batch of feature windows (for ``long_form``).
+        """Frames of a batch of input windows (for ``long_form``).
 
         Arguments
         ---------
         features : torch.Tensor
-            ``[N, W, 160]`` padded feature windows.
+            ``[N, W, 160]`` padded feature windows, or ``[N, W, 1]``
+            sample windows for XLS-R.
         frame_counts : torch.Tensor
-            ``[N]`` real frames per window.
+            ``[N]`` real input steps per window.
 
         Returns
         -------
         frames : torch.Tensor
-            ``[N, W, D]``.
+            ``[N, W', D]``.
         frame_counts : torch.Tensor
-            ``[N]``, unchanged.
+            ``[N]`` real output frames.
         """
-        return self.encoder.forward_features(features, frame_counts), (
-            frame_counts
-        )
+        frames = self.encoder.forward_features(features, frame_counts)
+        output_frame_counts = getattr(self.encoder, "output_frame_counts", None)
+        if output_frame_counts is not None:
+            frame_counts = output_frame_counts(frame_counts)
+        return frames, frame_counts
 
     def frame_counts(self, wavs, wav_lens):
         """Real encoder frames of each padded waveform.
@@ -453,14 +458,7 @@ LongFormEncoder`), and its stitched frames are pooled as one sequence,
         longest = int(counts.max())
         long_form = self._long_form()
         if long_form is not None and longest > long_form.window:
-            if getattr(self.encoder, "fbank", None) is None:
-                raise ValueError(
-                    f"an utterance of {longest} frames is longer than the "
-                    f"long_form_window of {long_form.window}, and this "
-                    "encoder's feature extractor cannot be cut into "
-                    "windows; split the audio first"
-                )
-            # [B, T] -> [B, T', 160] -> windows -> [B, T', D]
+            # [B, T] -> [B, T', 160] (XLS-R: [B, T, 1]) -> windows -> [B, T', D]
             features, counts = self.encoder.waveform_features(wavs, wav_lens)
             frames, counts = long_form.encode_frames(
                 features.to(wavs.device), counts

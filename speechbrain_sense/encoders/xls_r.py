@@ -241,6 +241,11 @@ class SenseXLSR(Wav2Vec2):
     (torch.Size([2, 49, 32]), [49, 24])
     """
 
+    # Input samples per output frame, and samples one frame reads: what
+    # long-form windows need to cut the waveform between frames.
+    input_hop = HOP
+    input_receptive_field = RECEPTIVE_FIELD
+
     def __init__(
         self,
         source,

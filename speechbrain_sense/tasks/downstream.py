@@ -230,6 +230,16 @@ class SenseFrameEncoder(nn.Module):
         """Width of the output frames."""
         return self.encoder.model.config.hidden_size
 
+    @property
+    def input_hop(self):
+        """Input steps per output frame (XLS-R: 320 samples; else 1)."""
+        return getattr(self.encoder, "input_hop", 1)
+
+    @property
+    def input_receptive_field(self):
+        """Input steps one output frame reads (XLS-R: 400 samples; else 1)."""
+        return getattr(self.encoder, "input_receptive_field", 1)
+
     def train(self, mode=True):
         """Training mode, except for a frozen encoder (dropout stays off).
 

@@ -1,8 +1,8 @@
 """A downstream recipe on an exported XLS-R SENSE model (SAMU-XLSR row).
 
-The CoVoST 2 speech translation recipe runs as a user runs it
-(``python train.py hparams/st_tiny.yaml`` in a subprocess) for one epoch
-with ``--encoder_source`` an exported tiny XLS-R student: its workers
+The CoVoST 2 speech translation, SLUE NER and SLUE-TED summarization
+recipes run as a user runs them (``python train.py hparams/<tiny>.yaml``
+in a subprocess) for one epoch on an exported tiny XLS-R student: its workers
 compute XLS-R input (normalised samples) and its encoder maps sample
 counts to frames, as with a w2v-BERT 2.0 model.
 """
@@ -41,33 +41,19 @@ def xls_r_sense_dir(tmp_path_factory):
     return export_student(student.state_dict(), source, out)
 
 
-def test_st_recipe_trains_on_an_exported_xls_r_model(xls_r_sense_dir, tmp_path):
-    corpus = tmp_path / "covost"
-    make_synthetic_covost(corpus, LANGUAGES, 10, seed=7, split=(0.6, 0.2, 0.2))
-    out = tmp_path / "exp"
+def run_recipe(recipe, *args):
+    """Runs ``python train.py ARGS`` in a recipe folder, as a user does.
+
+    Arguments
+    ---------
+    recipe : Path
+        The recipe folder.
+    *args : str
+        The yaml and its overrides.
+    """
     result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "hparams/st_tiny.yaml",
-            f"--data_folder={corpus}",
-            f"--output_folder={out}",
-            f"--languages=[{', '.join(LANGUAGES)}]",
-            "--number_of_epochs=1",
-            "--num_workers=0",
-            "--max_batch_seconds=20",
-            "--precision=fp32",
-            "--skip_bad_rows=False",
-            f"--encoder_source={xls_r_sense_dir}",
-            "--encoder_dim=32",
-            "--freeze_encoder=True",
-            "--vocab_size=40",
-            "--d_model=32",
-            "--max_decode_steps=12",
-            "--beam_size=2",
-            "--valid_search_interval=1",
-        ],
-        cwd=RECIPE,
+        [sys.executable, "train.py", *args],
+        cwd=recipe,
         env=dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1"),
         capture_output=True,
         text=True,
@@ -75,6 +61,32 @@ def test_st_recipe_trains_on_an_exported_xls_r_model(xls_r_sense_dir, tmp_path):
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
+
+
+def test_st_recipe_trains_on_an_exported_xls_r_model(xls_r_sense_dir, tmp_path):
+    corpus = tmp_path / "covost"
+    make_synthetic_covost(corpus, LANGUAGES, 10, seed=7, split=(0.6, 0.2, 0.2))
+    out = tmp_path / "exp"
+    run_recipe(
+        RECIPE,
+        "hparams/st_tiny.yaml",
+        f"--data_folder={corpus}",
+        f"--output_folder={out}",
+        f"--languages=[{', '.join(LANGUAGES)}]",
+        "--number_of_epochs=1",
+        "--num_workers=0",
+        "--max_batch_seconds=20",
+        "--precision=fp32",
+        "--skip_bad_rows=False",
+        f"--encoder_source={xls_r_sense_dir}",
+        "--encoder_dim=32",
+        "--freeze_encoder=True",
+        "--vocab_size=40",
+        "--d_model=32",
+        "--max_decode_steps=12",
+        "--beam_size=2",
+        "--valid_search_interval=1",
+    )
     assert "epoch: 1" in (out / "train_log.txt").read_text()
     scores = json.loads((out / "test_bleu.json").read_text())
     assert scores["all"]["count"] == 4
@@ -96,27 +108,41 @@ def test_slue_ner_recipe_trains_on_an_exported_xls_r_model(
     per_split = {"fine-tune": 8, "dev": 4, "test": 2}
     make_synthetic_slue_voxpopuli(root, per_split, seed=2)
     out = tmp_path / "ner"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "train.py",
-            "hparams/ner_tiny.yaml",
-            f"--data_folder={root}",
-            f"--output_folder={out}",
-            f"--sense_model={xls_r_sense_dir}",
-            "--number_of_epochs=1",
-            "--freeze_encoder=True",
-        ],
-        cwd=RECIPE.parents[1] / "SLUE-VoxPopuli/NER",
-        env=dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1"),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run_recipe(
+        RECIPE.parents[1] / "SLUE-VoxPopuli/NER",
+        "hparams/ner_tiny.yaml",
+        f"--data_folder={root}",
+        f"--output_folder={out}",
+        f"--sense_model={xls_r_sense_dir}",
+        "--number_of_epochs=1",
+        "--freeze_encoder=True",
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
     train_log = (out / "train_log.txt").read_text()
     assert "epoch: 1" in train_log and "test NEER" in train_log
     metrics = json.loads((out / "test_metrics.json").read_text())
     with open(out / "save" / "test.csv", encoding="utf-8") as f:
         assert metrics["utterances"] == len(list(csv.DictReader(f))) > 0
+
+
+def test_summarization_recipe_trains_on_an_exported_xls_r_model(
+    xls_r_sense_dir, tmp_path
+):
+    """Its long-form windows are cut from the talk's normalised samples."""
+    from speechbrain_sense.synthetic.slue_ted import make_synthetic_slue_ted
+
+    corpus = tmp_path / "slue-ted"
+    make_synthetic_slue_ted(corpus, talks=(3, 1, 1), sentences_per_talk=(3, 4))
+    out = tmp_path / "summarization"
+    run_recipe(
+        RECIPE.parents[1] / "SLUE-TED/summarization",
+        "hparams/summarization_tiny.yaml",
+        f"--data_folder={corpus}",
+        f"--output_folder={out}",
+        f"--encoder_source={xls_r_sense_dir}",
+        "--number_of_epochs=1",
+        "--valid_search_interval=1",
+        "--device=cpu",
+    )
+    assert "epoch: 1" in (out / "train_log.txt").read_text()
+    report = json.loads((out / "test_metrics.json").read_text())
+    assert report["metrics"]["summaries"] == 1

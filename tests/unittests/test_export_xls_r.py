@@ -194,6 +194,31 @@ def test_long_input_is_encoded_whole_not_in_windows(model_dir, tmp_path):
     assert model.mods.embedding_model.long_form_window is None
 
 
+def test_long_form_windows_of_xls_r_are_cut_from_the_samples(
+    model_dir, tmp_path
+):
+    """Set ``long_form_window``: windows start where frames start."""
+    model = SenseEncoder.from_hparams(str(model_dir), savedir=str(tmp_path))
+    utterance = model.mods.embedding_model
+    wav = 0.1 * torch.randn(2, 16000 * 3, generator=torch.Generator())
+    lens = torch.tensor([1.0, 0.6])
+    with torch.no_grad():
+        whole, whole_counts = utterance.encode_frames(wav, lens)
+        # One window longer than the talk: the plain encoding, exactly.
+        utterance.long_form_window, utterance.long_form_stride = 500, 400
+        assert utterance._long_form().hop == 320
+        torch.testing.assert_close(
+            utterance.encode_frames(wav, lens)[0], whole, atol=1e-5, rtol=0
+        )
+        # Windows of 1 s every 0.6 s: the same frame counts, one embedding.
+        utterance.long_form_window, utterance.long_form_stride = 50, 30
+        frames, counts = utterance.encode_frames(wav, lens)
+        embeddings = model.encode_batch(wav, lens)
+    assert counts.tolist() == whole_counts.tolist() == [149, 89]
+    assert frames.shape == whole.shape
+    assert torch.isfinite(embeddings).all() and embeddings.shape[-1] == 16
+
+
 def test_export_refuses_an_encoder_whose_batches_depend_on_padding(
     tmp_path, student
 ):

@@ -7,8 +7,10 @@ from torch import nn
 from speechbrain_sense.encoders.long_form import (
     LongFormEncoder,
     average_pool_frames,
+    input_span,
     long_form_windows,
     num_long_form_windows,
+    output_frame_count,
     seconds_to_frames,
 )
 from speechbrain_sense.tasks.downstream import LengthAdaptor, SenseFrameEncoder
@@ -196,3 +198,61 @@ def test_batch_with_padding_equals_each_talk_alone(tiny_w2v_bert_dir):
             memory[i, : n[0]], alone[0], atol=1e-5, rtol=1e-5
         )
         assert memory[i, n[0] :].abs().sum() == 0
+
+
+class StridedConvEncoder(nn.Module):
+    """Frame ``j`` reads inputs ``[j * hop, j * hop + field)`` and nothing
+    else (a convolution without padding, like XLS-R's feature encoder)."""
+
+    input_hop, input_receptive_field = 3, 5
+
+    def __init__(self, dim=2):
+        super().__init__()
+        self.conv = nn.Conv1d(1, dim, kernel_size=5, stride=3)
+
+    def forward(self, inputs, counts):
+        # [N, T, 1] -> [N, 1, T] -> [N, D, T'] -> [N, T', D]
+        frames = self.conv(inputs.transpose(1, 2)).transpose(1, 2)
+        out = torch.tensor([output_frame_count(int(n), 3, 5) for n in counts])
+        return frames, out
+
+
+def test_input_span_and_frame_count_agree():
+    for hop, field in ((1, 1), (3, 5), (320, 400)):
+        for start in range(4):
+            for end in range(start + 1, 9):
+                first, last = input_span(start, end, hop, field)
+                assert first == start * hop
+                assert output_frame_count(last - first, hop, field) == (
+                    end - start
+                )
+    assert output_frame_count(399, 320, 400) == 0
+
+
+@pytest.mark.parametrize("window,stride", [(4, 3), (5, 2), (7, 7), (50, 10)])
+def test_windows_cut_between_strided_frames_exactly(window, stride):
+    """With no context beyond the receptive field, windows change nothing."""
+    torch.manual_seed(4)
+    conv = StridedConvEncoder().eval()
+    encoder = LongFormEncoder(conv, window=window, stride=stride)
+    assert (encoder.hop, encoder.receptive_field) == (3, 5)
+    lengths = [62, 5, 31, 17]  # 20, 1, 9 and 5 frames
+    inputs = torch.full((4, 62, 1), 9.0)  # garbage padding
+    for i, n in enumerate(lengths):
+        inputs[i, :n] = torch.randn(n, 1)
+    with torch.no_grad():
+        frames, counts = encoder.encode_frames(inputs, torch.tensor(lengths))
+        assert counts.tolist() == [20, 1, 9, 5]
+        assert frames.shape == (4, 20, 2)
+        for i, n in enumerate(lengths):
+            whole, _ = conv(inputs[i : i + 1, :n], torch.tensor([n]))
+            torch.testing.assert_close(frames[i, : counts[i]], whole[0])
+            assert frames[i, counts[i] :].abs().sum() == 0
+
+
+def test_hop_and_receptive_field_are_checked():
+    with pytest.raises(ValueError, match="hop <= receptive_field"):
+        LongFormEncoder(lambda x, n: (x, n), 4, 2, hop=5, receptive_field=3)
+    encoder = LongFormEncoder(StridedConvEncoder(), 4, 2)
+    with pytest.raises(ValueError, match="needs a frame, got \\[4\\]"):
+        encoder.encode_frames(torch.zeros(1, 4, 1), torch.tensor([4]))

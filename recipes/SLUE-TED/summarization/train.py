@@ -46,7 +46,6 @@ from speechbrain_sense.data.dataio import (
     manifest_datasets,
 )
 from speechbrain_sense.data.manifests import read_manifest
-from speechbrain_sense.encoders.w2v_bert import W2VBertFeatures
 from speechbrain_sense.metrics.summarization import (
     rouge_description,
     rouge_scores,
@@ -64,7 +63,7 @@ class SummarizationBrain(sb.Brain):
     def compute_forward(self, batch, stage):
         """The decoder's memory: stitched, downsampled frames ``[B, S, D]``."""
         batch = batch.to(self.device)
-        features, _ = batch.features  # [B, T, 160]
+        features, _ = batch.features  # [B, T, 160] (XLS-R: [B, T, 1])
         return self.modules.long_form(features, batch.num_frames)
 
     def compute_objectives(self, predictions, batch, stage):
@@ -277,22 +276,16 @@ def manifest_files(hparams, splits=("train", "dev", "test")):
 
 def dataio_prepare(hparams):
     """Datasets of the three splits; features are computed in workers."""
-    # [T, 160] features of the whole talk; windows are cut from them on
-    # the device.
-    features = encoder_features_class(
-        hparams["encoder_source"], hparams["pretrained_cache"]
-    )
-    if features is not W2VBertFeatures:
-        raise ValueError(
-            f"{hparams['encoder_source']} reads {features.__name__} input: "
-            "this recipe windows w2v-BERT fbank frames, so it takes w2v-BERT "
-            "(SENSE) models only, not XLS-R ones"
-        )
+    # The encoder's input for the whole talk (w2v-BERT fbank features, or
+    # XLS-R's normalised samples); long-form windows are cut from it on the
+    # device.
     audio_pipeline = audio_feature_pipeline(
         hparams["encoder_source"],
         sample_rate=hparams["sample_rate"],
         cache_dir=hparams["pretrained_cache"],
-        features_class=W2VBertFeatures,
+        features_class=encoder_features_class(
+            hparams["encoder_source"], hparams["pretrained_cache"]
+        ),
     )
     datasets = manifest_datasets(
         manifest_files(hparams), hparams["data_folder"]
