@@ -25,6 +25,14 @@ package's own :class:`~speechbrain_sense.encoders.w2v_bert.W2VBertFbank` and run
 the graph with onnxruntime, so it sees exactly the inputs of training and
 of the PyTorch model.
 
+An XLS-R model folder (the SAMU-XLSR baseline, ``samu_xlsr.yaml``) exports
+the same way, from its own input: ``features`` are the per-utterance
+normalised samples (float32 ``[B, T, 1]``, as
+:class:`~speechbrain_sense.encoders.xls_r.XLSRFeatures` computes them in
+training) and ``frame_counts`` the real samples per utterance; the graph
+maps samples to frames itself (400 samples, then one frame every 320).
+``onnx_config.json`` says which (``"input": "fbank"`` or ``"samples"``).
+
 Both files always store their weights as one external-data file: the
 600M-parameter w2v-BERT 2.0 is 2.4 GB in fp32, past protobuf's 2 GB limit,
 and one layout for every size keeps runtimes simple. Tensors under
@@ -71,6 +79,11 @@ from speechbrain_sense.encoders.w2v_bert import (
     check_waveform_batch,
     sample_counts,
 )
+from speechbrain_sense.encoders.xls_r import (
+    HOP,
+    RECEPTIVE_FIELD,
+    padded_samples,
+)
 
 ONNX_FILE = "sense_encoder.onnx"
 INT8_FILE = "sense_encoder.int8.onnx"
@@ -99,18 +112,18 @@ MODEL_FILES = ("hyperparams.yaml", "embedding_model.ckpt")
 
 
 class FeatureLevelEncoder(nn.Module):
-    """A SENSE encoder from fbank features to embeddings (the ONNX graph).
+    """A SENSE encoder from its input features to embeddings (the graph).
 
-    The exported module: :meth:`SenseW2VBert.forward_features` then the
+    The exported module: the encoder's ``forward_features`` then the
     :class:`~speechbrain_sense.encoders.pooling.SenseEmbeddingHead`, both the
     training code itself.
 
     Arguments
     ---------
     utterance_encoder : nn.Module
-        ``SenseUtteranceEncoder`` (``.encoder`` a ``SenseW2VBert``,
-        ``.head`` a ``SenseEmbeddingHead``), e.g. a loaded model's
-        ``mods.embedding_model``.
+        ``SenseUtteranceEncoder`` (``.encoder`` a ``SenseW2VBert`` or a
+        ``SenseXLSR``, ``.head`` a ``SenseEmbeddingHead``), e.g. a loaded
+        model's ``mods.embedding_model``.
 
     Example
     -------
@@ -137,9 +150,10 @@ class FeatureLevelEncoder(nn.Module):
         Arguments
         ---------
         features : torch.Tensor
-            ``[B, T, 160]`` float32 zero-padded features.
+            ``[B, T, 160]`` float32 zero-padded features (XLS-R:
+            ``[B, T, 1]`` normalised samples).
         frame_counts : torch.Tensor
-            ``[B]`` int64 real frames per utterance.
+            ``[B]`` int64 real frames (XLS-R: samples) per utterance.
 
         Returns
         -------
@@ -148,6 +162,10 @@ class FeatureLevelEncoder(nn.Module):
         """
         # [B, T, 160] -> [B, T, D_enc] -> [B, D]
         frames = self.encoder.forward_features(features, frame_counts)
+        output_frame_counts = getattr(self.encoder, "output_frame_counts", None)
+        if output_frame_counts is not None:
+            # XLS-R: samples -> frames, traced into the graph.
+            frame_counts = output_frame_counts(frame_counts)
         return self.head(frames, frame_counts)
 
 
@@ -687,7 +705,8 @@ def export_onnx(
         model = load_model(model_dir, savedir)
         utterance_encoder = model.mods.embedding_model
         encoder = utterance_encoder.encoder
-        if encoder.fbank is None:
+        samples = getattr(encoder, "output_frame_counts", None) is not None
+        if encoder.fbank is None and not samples:
             raise ValueError(
                 f"{model_dir}'s feature extractor is not w2v-BERT's "
                 "SeamlessM4T fbank: the ONNX runtime could not rebuild it"
@@ -695,7 +714,11 @@ def export_onnx(
         module = FeatureLevelEncoder(utterance_encoder).eval()
         # Two utterances, one padded: the trace is that of a padded batch.
         wavs, lens = check_waveforms((1.0, 0.6), seed=1)
-        features, counts = waveform_features(encoder.fbank, wavs, lens)
+        if samples:
+            normalize = bool(encoder.normalize_input)
+            features, counts = padded_samples(wavs, lens, normalize)
+        else:
+            features, counts = waveform_features(encoder.fbank, wavs, lens)
         export_graph(
             module, features, counts, out_dir / ONNX_FILE, opset, exporter
         )
@@ -709,15 +732,28 @@ def export_onnx(
             "embedding_dim": int(utterance_encoder.head.output_dim),
             "opset": _graph_opset(out_dir / ONNX_FILE),
             "exporter": exporter,
+            "input": "samples" if samples else "fbank",
             "inputs": {
                 "features": "float32 [batch, frames, 160], zero-padded",
                 "frame_counts": "int64 [batch], real frames",
             },
             "outputs": {OUTPUT_NAME: "float32 [batch, dim], L2-normalised"},
             "variants": {"fp32": _file_entry(out_dir, ONNX_FILE)},
-            "fbank": fbank_settings(encoder.feature_extractor),
             "source": str(model_dir),
         }
+        if samples:
+            config["inputs"] = {
+                "features": "float32 [batch, samples, 1], each utterance "
+                "normalised over its real samples, zero-padded",
+                "frame_counts": "int64 [batch], real samples",
+            }
+            config["samples"] = {
+                "normalize": normalize,
+                "receptive_field": RECEPTIVE_FIELD,
+                "hop": HOP,
+            }
+        else:
+            config["fbank"] = fbank_settings(encoder.feature_extractor)
         if quantize:
             settings = quantize_int8(out_dir / ONNX_FILE, out_dir / INT8_FILE)
             config["variants"]["int8"] = {
@@ -836,14 +872,15 @@ def check_export(model, out_dir, seconds=CHECK_SECONDS):
 
 
 class OnnxSenseEncoder:
-    """A SENSE encoder run by onnxruntime, fbank computed in PyTorch.
+    """A SENSE encoder run by onnxruntime, its input computed in PyTorch.
 
     Arguments
     ---------
     session : onnxruntime.InferenceSession
         Session of ``sense_encoder.onnx`` or ``sense_encoder.int8.onnx``.
-    fbank : W2VBertFbank
-        The feature computation (from ``preprocessor_config.json``).
+    fbank : W2VBertFbank or None
+        The feature computation (from ``preprocessor_config.json``); None
+        for an XLS-R graph, whose input is normalised samples.
     config : dict
         ``onnx_config.json``.
     max_seconds : float, optional
@@ -925,8 +962,11 @@ class OnnxSenseEncoder:
             sess_options=options,
             providers=providers or ["CPUExecutionProvider"],
         )
-        extractor = AutoFeatureExtractor.from_pretrained(str(path))
-        return cls(session, W2VBertFbank(extractor), config, max_seconds)
+        fbank = None
+        if config.get("input", "fbank") == "fbank":
+            extractor = AutoFeatureExtractor.from_pretrained(str(path))
+            fbank = W2VBertFbank(extractor)
+        return cls(session, fbank, config, max_seconds)
 
     @property
     def sample_rate(self):
@@ -939,14 +979,15 @@ class OnnxSenseEncoder:
         return self.config["embedding_dim"]
 
     def encode_features(self, features, frame_counts):
-        """Embeddings of padded fbank features.
+        """Embeddings of padded input features.
 
         Arguments
         ---------
         features : torch.Tensor or numpy.ndarray
-            ``[B, T, 160]`` zero-padded features.
+            ``[B, T, 160]`` zero-padded fbank features, or ``[B, T, 1]``
+            normalised samples for an XLS-R graph.
         frame_counts : torch.Tensor or numpy.ndarray
-            ``[B]`` real frames per utterance.
+            ``[B]`` real frames (XLS-R: samples) per utterance.
 
         Returns
         -------
@@ -1005,7 +1046,17 @@ class OnnxSenseEncoder:
                     f"({seconds.max().item():.1f} s): split them, or use "
                     "SenseEncoder, which encodes long input in windows"
                 )
-        features, counts = waveform_features(self.fbank, wavs, wav_lens)
+        if self.fbank is None:
+            normalize = self.config["samples"]["normalize"]
+            features, counts = padded_samples(wavs, wav_lens, normalize)
+            short = (counts < RECEPTIVE_FIELD).nonzero().flatten().tolist()
+            if short:
+                raise ValueError(
+                    f"utterance(s) {short} of the batch are shorter than "
+                    f"one XLS-R frame ({RECEPTIVE_FIELD} samples at 16 kHz)"
+                )
+        else:
+            features, counts = waveform_features(self.fbank, wavs, wav_lens)
         embedding = self.encode_features(features.numpy(), counts.numpy())
         return torch.from_numpy(embedding) if as_torch else embedding
 

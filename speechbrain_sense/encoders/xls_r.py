@@ -139,6 +139,47 @@ RECEPTIVE_FIELD = 400
 HOP = 320
 
 
+def padded_samples(wav, wav_lens=None, normalize=True):
+    """XLS-R input of padded waveforms: each cut to its real samples.
+
+    With ``normalize`` (the extractor's ``do_normalize``), each utterance
+    is normalised over its own samples (:func:`normalized_waveform`), so
+    its input does not depend on the batch's padding.
+
+    Arguments
+    ---------
+    wav : torch.Tensor
+        ``[B, T]`` padded 16 kHz waveforms.
+    wav_lens : torch.Tensor, optional
+        ``[B]`` lengths relative to ``T`` (default: all 1).
+    normalize : bool
+        Normalise each utterance.
+
+    Returns
+    -------
+    features : torch.Tensor
+        ``[B, T', 1]`` zero-padded samples.
+    sample_counts : torch.Tensor
+        ``[B]`` real samples per utterance.
+
+    Example
+    -------
+    >>> x, n = padded_samples(torch.randn(2, 800), torch.tensor([1.0, 0.5]))
+    >>> x.shape, n.tolist(), round(float(x[1, :400].std(unbiased=False)), 3)
+    (torch.Size([2, 800, 1]), [800, 400], 1.0)
+    """
+    if wav_lens is None:
+        wav_lens = torch.ones(len(wav))
+    samples = sample_counts(wav_lens, wav.shape[1])
+    waveforms = []
+    for w, n in zip(wav, samples):
+        w = w[: int(n)].float()
+        waveforms.append(normalized_waveform(w) if normalize else w)
+    # [B] x [T_i] -> [B, T'] -> [B, T', 1]
+    padded = torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True)
+    return padded[..., None], samples
+
+
 def xls_r_frame_count(num_samples):
     """Encoder frames of an utterance of ``num_samples`` samples.
 
@@ -298,7 +339,10 @@ class SenseXLSR(Wav2Vec2):
         torch.Tensor
             ``[B]`` real output frames (:func:`xls_r_frame_count`).
         """
-        counts = torch.as_tensor(sample_counts)
+        counts = sample_counts
+        if not isinstance(counts, torch.Tensor):
+            # as_tensor would be a constant of an ONNX trace
+            counts = torch.as_tensor(counts)
         frames = (counts - RECEPTIVE_FIELD).div(HOP, rounding_mode="floor") + 1
         return frames.clamp(min=0)
 
@@ -324,18 +368,7 @@ class SenseXLSR(Wav2Vec2):
             ``[B]`` real samples per utterance.
         """
         check_waveform_batch(wav, wav_lens)
-        if wav_lens is None:
-            wav_lens = torch.ones(len(wav))
-        samples = sample_counts(wav_lens, wav.shape[1])
-        waveforms = []
-        for w, n in zip(wav, samples):
-            w = w[: int(n)].float()
-            waveforms.append(
-                normalized_waveform(w) if self.normalize_input else w
-            )
-        # [B] x [T_i] -> [B, T] -> [B, T, 1]
-        padded = torch.nn.utils.rnn.pad_sequence(waveforms, batch_first=True)
-        return padded[..., None], samples
+        return padded_samples(wav, wav_lens, self.normalize_input)
 
     def forward(self, wav, wav_lens=None):
         """Encodes raw, padded waveforms (inference).

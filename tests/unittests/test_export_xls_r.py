@@ -320,3 +320,48 @@ def test_frame_encoder_refuses_other_models_clearly(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "hubert"}')
     with pytest.raises(ValueError, match="nor a w2v-BERT 2.0 or XLS-R"):
         SenseFrameEncoder.from_pretrained(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(model_dir, tmp_path_factory):
+    """The XLS-R model folder exported to ONNX (fp32 and int8), checked."""
+    from speechbrain_sense.encoders.onnx_export import export_onnx
+
+    return export_onnx(model_dir, tmp_path_factory.mktemp("onnx"))
+
+
+def test_onnx_export_of_xls_r_reads_normalised_samples(onnx_dir):
+    config = json.loads((onnx_dir / "onnx_config.json").read_text())
+    assert config["input"] == "samples" and "fbank" not in config
+    assert config["samples"] == {
+        "normalize": True,
+        "receptive_field": 400,
+        "hop": 320,
+    }
+    assert config["feature_dim"] == 1 and config["embedding_dim"] == 16
+    # export_onnx raises below MIN_COSINE; int8 is recorded.
+    assert config["check"]["fp32"]["min_cosine"] >= 0.9999
+    assert config["check"]["int8"]["min_cosine"] > 0.95
+
+
+def test_onnx_xls_r_matches_eager_and_ignores_padding(
+    onnx_dir, model_dir, tmp_path
+):
+    from speechbrain_sense.encoders.onnx_export import (
+        OnnxSenseEncoder,
+        row_cosines,
+    )
+
+    model = SenseEncoder.from_hparams(str(model_dir), savedir=str(tmp_path))
+    onnx_model = OnnxSenseEncoder.from_folder(onnx_dir)
+    waves = clips(seed=3)
+    wav, lens = pad_waveforms(waves)
+    batch = onnx_model.encode_batch(wav, lens)
+    with torch.no_grad():
+        eager = model.encode_batch(wav, lens)[:, 0]
+    assert row_cosines(batch.numpy(), eager.numpy()).min() >= 0.9999
+    for i, wave in enumerate(waves):
+        alone = onnx_model.encode_batch(wave[None])
+        torch.testing.assert_close(alone[0], batch[i], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="shorter than one XLS-R frame"):
+        onnx_model.encode_batch(torch.randn(1, 399))
