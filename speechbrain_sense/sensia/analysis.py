@@ -1,7 +1,10 @@
 """Sense-level analysis of an adapted Backpack (the SENSIA paper's probes).
 
 Five measurements compare a Backpack adapted to a target language (or a
-baseline) with the English Backpack it started from:
+baseline) with the English Backpack it started from. Given anchor
+sentence pairs, :func:`analyze` adds the authors' two global probes
+(:mod:`speechbrain_sense.sensia.anchor_probes`): Procrustes and mutual
+information on aligned word occurrences.
 
 * **Sense entropy**: entropy (nats) of the per-token sense mixture of
   :func:`speechbrain_sense.sensia.losses.sense_mixture_pooling` on target
@@ -21,8 +24,9 @@ baseline) with the English Backpack it started from:
   of the sense-specific parts, a profile of the sense network that is much
   the same for every word, so even unrelated words correlate (a synthetic
   case in the tests gives 0.94 for unrelated words, 0.15 centred).
-* **Global structure** (ours, see :func:`global_structure` for how the
-  authors' Procrustes differs): word vectors (mean of a word's senses) of
+* **Global structure** (ours; the authors' Procrustes is
+  :func:`speechbrain_sense.sensia.anchor_probes.procrustes_fit`, reported
+  as ``"procrustes"``): word vectors (mean of a word's senses) of
   the two sides are mapped by an orthogonal Procrustes rotation fitted on
   anchor pairs; the mean cosine after rotation is reported on the anchors
   and on held-out pairs (the held-out number is the one that says
@@ -64,11 +68,18 @@ import torch
 import torch.nn.functional as F
 
 from speechbrain_sense.backpack.language_modeling import next_token_nll
+from speechbrain_sense.sensia.anchor_probes import (
+    AnchorSentence,
+    collect_anchors,
+    jsd_mutual_information_gap,
+    procrustes_fit,
+)
 from speechbrain_sense.sensia.losses import sense_entropy, sense_mixture_pooling
 
 __all__ = [
     "ABLATIONS",
     "analyze",
+    "anchor_sentences",
     "corpus_sense_entropy",
     "dice_lexicon",
     "global_structure",
@@ -390,7 +401,8 @@ def global_structure(src_vectors, tgt_vectors, heldout_fraction=0.2, seed=0):
     vectors of a space inflates every cosine.
 
     Ours; the authors' global analysis (``procrustes_fit`` in
-    ``utils/inspector.py`` of github.com/jcblaisecruz02/sensia) differs:
+    ``utils/inspector.py`` of github.com/jcblaisecruz02/sensia, here
+    :mod:`speechbrain_sense.sensia.anchor_probes`) differs:
     one row per aligned occurrence, both sides from the evaluated model,
     each row a context-weighted mixture of the word's senses (a softmax
     over k of sense k's dot products with the last hidden states, summed
@@ -737,6 +749,85 @@ def dice_lexicon(
     return lexicon[:max_pairs] if max_pairs else lexicon
 
 
+def _tokenise_words(tokenizer, words, max_length):
+    """Ids and per-word positions, as the tokenizer splits a sentence."""
+    ids, spans = [tokenizer.bos_id], []
+    for word in words:
+        pieces = tokenizer.encode_word(word)
+        if len(ids) + len(pieces) + 1 > max_length:
+            break
+        spans.append(list(range(len(ids), len(ids) + len(pieces))))
+        ids.extend(pieces)
+    ids.append(tokenizer.eos_id)
+    return AnchorSentence(ids, spans)
+
+
+def _single_word(token):
+    """The lower-cased alphabetic word a whitespace token is, or None."""
+    words = words_of(token)
+    return words[0] if len(words) == 1 else None
+
+
+def anchor_sentences(pairs, lexicon, tokenizer, max_length=128):
+    """Sentence pairs tokenised, with their aligned word positions.
+
+    A whitespace token is matched to a lexicon word when it is that word
+    (lower-cased, punctuation and digits ignored: ``"Chat,"`` is
+    ``chat``). Within a sentence pair, each English occurrence takes the
+    first not yet taken target occurrence of its translation, so
+    alignments are one-to-one, as the authors' SimAlign matching is.
+
+    Arguments
+    ---------
+    pairs : iterable of (str, str)
+        English and target sentences.
+    lexicon : list of (str, str, ...)
+        Word translations (English, target).
+    tokenizer : BackpackTokenizer
+        Splits words into tokens as inside a sentence.
+    max_length : int
+        Most tokens per sentence (``bos`` and ``eos`` included); words
+        past it are not used.
+
+    Returns
+    -------
+    list of (AnchorSentence, AnchorSentence, list of (int, int))
+        English side, target side and the aligned word indices; pairs
+        without an aligned word are left out.
+
+    Example
+    -------
+    >>> from types import SimpleNamespace
+    >>> tok = SimpleNamespace(bos_id=0, eos_id=1,
+    ...                       encode_word=lambda w: [len(w)] * (len(w) // 3))
+    >>> [(e.spans, t.spans, links) for e, t, links in anchor_sentences(
+    ...     [("The cat.", "Le chat.")], [("cat", "chat")], tok)]
+    [([[1], [2]], [[], [1]], [(1, 1)])]
+    """
+    translations = {}
+    for entry in lexicon:
+        translations.setdefault(entry[0], set()).add(entry[1])
+    out = []
+    for src, tgt in pairs:
+        src_tokens, tgt_tokens = src.split(), tgt.split()
+        src_side = _tokenise_words(tokenizer, src_tokens, max_length)
+        tgt_side = _tokenise_words(tokenizer, tgt_tokens, max_length)
+        tgt_words = [_single_word(t) for t in tgt_tokens[: len(tgt_side.spans)]]
+        taken, links = set(), []
+        for i, token in enumerate(src_tokens[: len(src_side.spans)]):
+            wanted = translations.get(_single_word(token))
+            if not wanted or not src_side.spans[i]:
+                continue
+            for j, word in enumerate(tgt_words):
+                if word in wanted and j not in taken and tgt_side.spans[j]:
+                    taken.add(j)
+                    links.append((i, j))
+                    break
+        if links:
+            out.append((src_side, tgt_side, links))
+    return out
+
+
 # ----------------------------------------------------------------------
 # Everything at once
 # ----------------------------------------------------------------------
@@ -753,8 +844,12 @@ def analyze(
     batch_size=32,
     max_length=64,
     seed=0,
+    anchor_pairs=None,
+    anchor_temperature=1.0,
+    max_anchors=None,
+    mi_steps=800,
 ):
-    """All five measurements of the module docstring.
+    """The five measurements of the module docstring, and the authors'.
 
     Arguments
     ---------
@@ -778,15 +873,27 @@ def analyze(
     batch_size, max_length : int
         Batching of ``sentences``.
     seed : int
-        Seed of the held-out split.
+        Seed of the held-out split and of the mutual-information critic.
+    anchor_pairs : list of (str, str), optional
+        English-target sentence pairs (e.g. FLORES-200 dev, as the
+        authors) for the authors' global probes
+        (:mod:`speechbrain_sense.sensia.anchor_probes`); None skips them.
+    anchor_temperature : float
+        Temperature of the anchors' context-weighted sense mixture (the
+        authors' default: 1.0).
+    max_anchors : int, optional
+        Most aligned occurrences used.
+    mi_steps : int
+        Updates of the mutual-information critic (the authors': 800).
 
     Returns
     -------
     dict
         ``"sense_entropy"``, ``"max_entropy"`` (log K),
         ``"local_topology"`` (the paper's), ``"sense_similarity_correlation"``
-        (ours), ``"global_structure"``, ``"ablation"``, ``"lexicon_pairs"``,
-        ``"sentences"``.
+        (ours), ``"global_structure"`` (ours), ``"ablation"``,
+        ``"lexicon_pairs"``, ``"sentences"``; with ``anchor_pairs`` also
+        ``"procrustes"`` and ``"mutual_information"`` (the authors').
     """
     batches = sentence_batches(tokenizer, sentences, batch_size, max_length)
     src_words = [item[0] for item in lexicon]
@@ -803,7 +910,7 @@ def analyze(
     structure = global_structure(
         src_senses.mean(dim=1), tgt_senses.mean(dim=1), heldout_fraction, seed
     )
-    return {
+    result = {
         "sense_entropy": corpus_sense_entropy(model, batches, temperature),
         "max_entropy": math.log(model.config.num_senses),
         "local_topology": topology,
@@ -813,6 +920,31 @@ def analyze(
         "lexicon_pairs": len(lexicon),
         "sentences": len(sentences),
     }
+    if anchor_pairs is not None:
+        aligned = anchor_sentences(anchor_pairs, lexicon, tokenizer, max_length)
+        if not aligned:
+            raise ValueError(
+                f"none of the {len(anchor_pairs)} anchor sentence pairs has "
+                f"a word pair of the {len(lexicon)}-pair lexicon"
+            )
+        english, target = collect_anchors(
+            model,
+            aligned,
+            temperature=anchor_temperature,
+            batch_size=batch_size,
+            max_anchors=max_anchors,
+        )
+        fit = procrustes_fit(english, target)
+        fit.pop("rotation")
+        result["procrustes"] = {
+            **fit,
+            "anchor_sentence_pairs": len(aligned),
+            "temperature": anchor_temperature,
+        }
+        result["mutual_information"] = jsd_mutual_information_gap(
+            english, target, steps=mi_steps, seed=seed
+        )
+    return result
 
 
 def main(argv=None):
@@ -858,8 +990,25 @@ def main(argv=None):
     parser.add_argument("--min_count", type=int, default=5)
     parser.add_argument("--max_pairs", type=int, default=2000)
     parser.add_argument("--heldout_fraction", type=float, default=0.2)
+    parser.add_argument(
+        "--anchor_src",
+        help="English sentences, one a line, for the authors' Procrustes "
+        "and mutual-information probes (e.g. FLORES-200 dev eng_Latn; "
+        "default: the --eval_sentences held-out pairs of the bitext)",
+    )
+    parser.add_argument("--anchor_tgt", help="their translations, line by line")
+    parser.add_argument("--anchor_temperature", type=float, default=1.0)
+    parser.add_argument("--max_anchors", type=int)
+    parser.add_argument("--mi_steps", type=int, default=800)
+    parser.add_argument(
+        "--skip_anchor_probes",
+        action="store_true",
+        help="leave out the authors' Procrustes and mutual information",
+    )
     parser.add_argument("--output", help="also write the JSON here")
     args = parser.parse_args(argv)
+    if bool(args.anchor_src) != bool(args.anchor_tgt):
+        parser.error("--anchor_src and --anchor_tgt go together")
 
     if args.format == "moses":
         pairs = read_parallel(
@@ -873,6 +1022,16 @@ def main(argv=None):
         sentences = [line.strip() for line in lines if line.strip()]
     else:
         sentences = [tgt for _, tgt in bitext[-args.eval_sentences :]]
+    anchor_pairs = None
+    if args.anchor_src:
+        anchor_pairs = [
+            (p.src, p.tgt)
+            for p in read_parallel(
+                "moses", src_path=args.anchor_src, tgt_path=args.anchor_tgt
+            )
+        ]
+    elif not args.skip_anchor_probes:
+        anchor_pairs = bitext[-args.eval_sentences :]
     lexicon = dice_lexicon(
         bitext, min_count=args.min_count, max_pairs=args.max_pairs
     )
@@ -885,6 +1044,10 @@ def main(argv=None):
         sentences,
         temperature=args.temperature,
         heldout_fraction=args.heldout_fraction,
+        anchor_pairs=None if args.skip_anchor_probes else anchor_pairs,
+        anchor_temperature=args.anchor_temperature,
+        max_anchors=args.max_anchors,
+        mi_steps=args.mi_steps,
     )
     text = json.dumps(result, indent=1)
     if args.output:

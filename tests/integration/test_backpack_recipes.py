@@ -8,6 +8,7 @@ resume from the checkpoint and train only epoch 2.
 """
 
 import json
+import math
 import os
 import random
 import re
@@ -217,6 +218,23 @@ def test_sensia_recipes(pretrained, data_folder, tmp_path, hparams):
     assert analysis["global_structure"]["heldout_pairs"] > 0
     assert 0 < analysis["sense_entropy"] <= analysis["max_entropy"]
     assert {"delta_top1", "delta_uniform"} <= set(analysis["ablation"])
+    # The authors' probes, on aligned occurrences in the 30 test pairs.
+    assert analysis["procrustes"]["anchor_sentence_pairs"] <= 30
+    assert analysis["procrustes"]["anchors"] > 0
+    assert -1 <= analysis["procrustes"]["procrustes_cos"] <= 1
+    assert analysis["mutual_information"]["steps"] == 800
+    assert not math.isnan(analysis["mutual_information"]["delta_mi"])
+    table = subprocess.run(
+        [sys.executable, str(RECIPES / "SENSIA" / "summarize.py"), tmp_path],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    row = table.splitlines()[2]  # header, rule, this run
+    assert row.startswith(f"| {results['experiment']} |")
+    procrustes = analysis["procrustes"]
+    assert f"| {procrustes['procrustes_cos']:.3f} / " in row
+    assert f"| {analysis['mutual_information']['delta_mi']:.3f} |" in row
     adapted = BackpackLM.from_pretrained(tmp_path / "backpack_fr")
     assert adapted.config.n_embd == 16
 

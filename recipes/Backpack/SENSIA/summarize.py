@@ -5,8 +5,9 @@
 
 Prints the comparison table of the README (R@1 both directions with each
 run's headline view, target-language perplexity, sense entropy, the
-paper's local topology rho, our sense-similarity correlation, Procrustes
-cosine on anchors and held out, sense-mixture ablations) and a second table
+paper's local topology rho, our sense-similarity correlation, our
+Procrustes cosine on anchors and held out, the authors' Procrustes cosine
+and MSE and their mutual-information gap, sense-mixture ablations) and a second table
 with R@1 of every sentence view.
 
 Authors
@@ -33,8 +34,9 @@ def main_table(runs):
         "| run | init | train pairs | steps | R@1 en→fr | R@1 fr→en "
         "| view | fr ppl | sense entropy | local topology ρ "
         "| sense-sim. corr. (ours) | Procrustes cos (anchors / held-out) "
+        "| authors' Procrustes cos / MSE | ΔMI "
         "| ΔCE top-1 / uniform |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         test = run["test"]
@@ -45,6 +47,8 @@ def main_table(runs):
         correlation = analysis.get("sense_similarity_correlation", {})
         structure = analysis.get("global_structure", {})
         ablation = analysis.get("ablation", {})
+        procrustes = analysis.get("procrustes", {})
+        information = analysis.get("mutual_information", {})
         init = "English" if run["init_from_pretrained"] else "random"
         lines.append(
             f"| {run['experiment']} | {init} | {run['train_pairs']} "
@@ -57,6 +61,9 @@ def main_table(runs):
             f"| {correlation.get('rho', float('nan')):.3f} "
             f"| {structure.get('train_cosine', float('nan')):.3f} / "
             f"{structure.get('heldout_cosine', float('nan')):.3f} "
+            f"| {procrustes.get('procrustes_cos', float('nan')):.3f} / "
+            f"{procrustes.get('procrustes_mse', float('nan')):.4f} "
+            f"| {information.get('delta_mi', float('nan')):.3f} "
             f"| {ablation.get('delta_top1', float('nan')):+.3f} / "
             f"{ablation.get('delta_uniform', float('nan')):+.3f} |"
         )

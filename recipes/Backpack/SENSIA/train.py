@@ -546,6 +546,8 @@ def run_analysis(hparams, model, tokenizer):
         tokenizer,
         lexicon,
         [row["tgt"] for row in test_rows],
+        # The authors' probes on the test pairs (theirs: FLORES-200 dev).
+        anchor_pairs=[(row["src"], row["tgt"]) for row in test_rows],
         temperature=hparams["sense_pool_temperature"],
         heldout_fraction=hparams["procrustes_heldout"],
         batch_size=hparams["batch_size"],

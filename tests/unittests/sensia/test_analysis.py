@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from speechbrain_sense.backpack import BackpackConfig, BackpackLM
-from speechbrain_sense.backpack.tokenizer import BackpackTokenizer
 from speechbrain_sense.sensia.analysis import (
     ABLATIONS,
     analyze,
@@ -27,6 +26,10 @@ from speechbrain_sense.sensia.analysis import (
     word_senses,
 )
 
+# The words of conftest.py's tokenizer and bitext.
+EN = "the a cat dog house tree sees takes big small".split()
+FR = "le un chat chien maison arbre voit prend grand petit".split()
+
 TINY = {
     "vocab_size": 60,
     "n_positions": 32,
@@ -36,21 +39,11 @@ TINY = {
     "num_senses": 4,
     "dropout": 0.0,
 }
-EN = "the a cat dog house tree sees takes big small".split()
-FR = "le un chat chien maison arbre voit prend grand petit".split()
 
 
 def tiny_model(seed=0, **overrides):
     torch.manual_seed(seed)
     return BackpackLM(BackpackConfig(**{**TINY, **overrides})).eval()
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    texts = [" ".join(EN[i::3]) for i in range(3)] + [
-        " ".join(FR[i::3]) for i in range(3)
-    ]
-    return BackpackTokenizer.train_sentencepiece(texts * 10, vocab_size=55)
 
 
 # ----------------------------------------------------------------------
@@ -354,17 +347,11 @@ def test_analyze_model_against_itself(tokenizer):
     assert set(out["ablation"]) >= {"ce_full", "delta_top1", "delta_uniform"}
 
 
-def test_cli(tmp_path, tokenizer):
+def test_cli(tmp_path, tokenizer, bitext_file):
     english, adapted = tiny_model(0), tiny_model(1)
     english.save_pretrained(tmp_path / "en")
     adapted.save_pretrained(tmp_path / "fr")
     tokenizer.save_pretrained(tmp_path / "fr")
-    lines = []
-    for i in range(40):
-        e = [EN[(i + k) % 10] for k in range(3)]
-        f = [FR[(i + k) % 10] for k in range(3)]
-        lines.append(" ".join(e) + "\t" + " ".join(f) + "\tCC-BY\n")
-    (tmp_path / "fra.txt").write_text("".join(lines))
     result = main(
         [
             "--model",
@@ -372,7 +359,7 @@ def test_cli(tmp_path, tokenizer):
             "--english_model",
             str(tmp_path / "en"),
             "--bitext",
-            str(tmp_path / "fra.txt"),
+            str(bitext_file),
             "--eval_sentences",
             "5",
             "--output",
