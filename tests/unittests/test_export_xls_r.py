@@ -189,9 +189,15 @@ def test_foreign_class_loads_it_with_speechbrain_alone(model_dir, tmp_path):
     )
 
 
-def test_long_input_is_encoded_whole_not_in_windows(model_dir, tmp_path):
+def test_long_input_is_windowed_as_with_w2v_bert(model_dir, tmp_path):
+    # 30 s windows every 20 s, in 50 Hz frames, as sense_inference.yaml.
     model = SenseEncoder.from_hparams(str(model_dir), savedir=str(tmp_path))
-    assert model.mods.embedding_model.long_form_window is None
+    utterance = model.mods.embedding_model
+    assert utterance.long_form_window == 1500
+    assert utterance.long_form_stride == 1000
+    assert utterance.long_form_batch_size == 4
+    long_form = utterance._long_form()
+    assert (long_form.hop, long_form.receptive_field) == (320, 400)
 
 
 def test_long_form_windows_of_xls_r_are_cut_from_the_samples(
