@@ -72,6 +72,8 @@ from speechbrain_sense.sensia.anchor_probes import (
     AnchorSentence,
     collect_anchors,
     jsd_mutual_information_gap,
+    orthogonal_procrustes,
+    padded_batch,
     procrustes_fit,
 )
 from speechbrain_sense.sensia.losses import sense_entropy, sense_mixture_pooling
@@ -329,34 +331,6 @@ def sense_similarity_correlation(src_senses, tgt_senses):
 # ----------------------------------------------------------------------
 
 
-def orthogonal_procrustes(x, y):
-    """Rotation R minimising ``||x @ R - y||_F`` over orthogonal matrices.
-
-    Schoenemann's solution: with ``x^T y = U S V^T``, ``R = U V^T``.
-
-    Arguments
-    ---------
-    x, y : torch.Tensor
-        ``[n, d]`` paired rows.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[d, d]`` orthogonal matrix (float64).
-
-    Example
-    -------
-    >>> x = torch.randn(20, 3, dtype=torch.float64)
-    >>> q = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))[0]
-    >>> torch.allclose(orthogonal_procrustes(x, x @ q), q)
-    True
-    """
-    if x.shape != y.shape:
-        raise ValueError(f"x {tuple(x.shape)} != y {tuple(y.shape)}")
-    u, _, vh = torch.linalg.svd(x.double().T @ y.double())
-    return u @ vh
-
-
 def procrustes_cosine(x, y, rotation):
     """Mean cosine between the rows of ``x @ rotation`` and of ``y``.
 
@@ -608,17 +582,10 @@ def sentence_batches(tokenizer, sentences, batch_size=32, max_length=64):
         ``(ids, mask)``, each ``[B, T]``.
     """
     encoded = [tokenizer.encode_sentence(s, max_length) for s in sentences]
-    batches = []
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start : start + batch_size]
-        T = max(len(ids) for ids in chunk)
-        ids = torch.full((len(chunk), T), tokenizer.pad_id, dtype=torch.long)
-        mask = torch.zeros(len(chunk), T, dtype=torch.long)
-        for row, sequence in enumerate(chunk):
-            ids[row, : len(sequence)] = torch.tensor(sequence)
-            mask[row, : len(sequence)] = 1
-        batches.append((ids, mask))
-    return batches
+    return [
+        padded_batch(encoded[start : start + batch_size], tokenizer.pad_id)
+        for start in range(0, len(encoded), batch_size)
+    ]
 
 
 @torch.no_grad()

@@ -56,6 +56,8 @@ __all__ = [
     "JSDCritic",
     "collect_anchors",
     "jsd_mutual_information_gap",
+    "orthogonal_procrustes",
+    "padded_batch",
     "procrustes_fit",
 ]
 
@@ -106,14 +108,32 @@ def _word_vectors(senses, context, spans, weighting, temperature):
     return torch.stack(rows)
 
 
-def _padded(sides):
-    """Right-padded ``[B, T]`` ids and mask of tokenised sentences."""
-    T = max(len(side.ids) for side in sides)
-    ids = torch.zeros(len(sides), T, dtype=torch.long)
-    mask = torch.zeros(len(sides), T, dtype=torch.long)
-    for row, side in enumerate(sides):
-        ids[row, : len(side.ids)] = torch.tensor(side.ids)
-        mask[row, : len(side.ids)] = 1
+def padded_batch(sequences, pad_id=0):
+    """Right-padded ``[B, T]`` ids of token sequences, and their mask.
+
+    Arguments
+    ---------
+    sequences : list of list of int
+        Token ids.
+    pad_id : int
+        Id written past each sequence's end.
+
+    Returns
+    -------
+    ids, mask : torch.LongTensor
+        ``[B, T]`` each, mask 1 on real tokens.
+
+    Example
+    -------
+    >>> padded_batch([[5, 6], [7]], pad_id=9)[0].tolist()
+    [[5, 6], [7, 9]]
+    """
+    T = max(len(sequence) for sequence in sequences)
+    ids = torch.full((len(sequences), T), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(sequences), T, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence)
+        mask[row, : len(sequence)] = 1
     return ids, mask
 
 
@@ -156,12 +176,12 @@ def collect_anchors(
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     model.eval()
-    english, target = [], []
+    english, target, count = [], [], 0
     for start in range(0, len(sentences), batch_size):
         chunk = sentences[start : start + batch_size]
         sides = []
         for column in (0, 1):
-            ids, mask = _padded([item[column] for item in chunk])
+            ids, mask = padded_batch([item[column].ids for item in chunk])
             out = model(ids, attention_mask=mask, return_senses=True)
             sides.append((out.senses.float(), out.context_hidden.float()))
         for row, (src, tgt, links) in enumerate(chunk):
@@ -177,7 +197,8 @@ def collect_anchors(
                         senses[row], context[row], spans, weighting, temperature
                     )
                 )
-        if max_anchors and sum(len(e) for e in english) >= max_anchors:
+            count += len(links)
+        if max_anchors and count >= max_anchors:
             break
     if not english:
         raise ValueError("no aligned word occurrences: no anchors")
@@ -188,6 +209,34 @@ def collect_anchors(
 # ----------------------------------------------------------------------
 # Procrustes on anchors
 # ----------------------------------------------------------------------
+
+
+def orthogonal_procrustes(x, y):
+    """Rotation R minimising ``||x @ R - y||_F`` over orthogonal matrices.
+
+    Schoenemann's solution: with ``x^T y = U S V^T``, ``R = U V^T``.
+
+    Arguments
+    ---------
+    x, y : torch.Tensor
+        ``[n, d]`` paired rows.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[d, d]`` orthogonal matrix (float64).
+
+    Example
+    -------
+    >>> x = torch.randn(20, 3, dtype=torch.float64)
+    >>> q = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))[0]
+    >>> torch.allclose(orthogonal_procrustes(x, x @ q), q)
+    True
+    """
+    if x.shape != y.shape:
+        raise ValueError(f"x {tuple(x.shape)} != y {tuple(y.shape)}")
+    u, _, vh = torch.linalg.svd(x.double().T @ y.double())
+    return u @ vh
 
 
 def procrustes_fit(english, target):
@@ -227,9 +276,7 @@ def procrustes_fit(english, target):
         raise ValueError(f"{len(english)} anchors are too few to centre")
     e = english.double() - english.double().mean(dim=0)
     t = target.double() - target.double().mean(dim=0)
-    # Schoenemann: t^T e = U S V^T gives Q = U V^T.
-    u, _, vh = torch.linalg.svd(t.T @ e)
-    rotation = u @ vh
+    rotation = orthogonal_procrustes(t, e)
     mapped = t @ rotation
     return {
         "procrustes_mse": float(((mapped - e) ** 2).mean()),
