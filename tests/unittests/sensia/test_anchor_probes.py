@@ -305,3 +305,11 @@ def test_cli_anchor_files(tmp_path, tokenizer, bitext_file):
     assert "procrustes" not in main(common + ["--skip_anchor_probes"])
     with pytest.raises(SystemExit):
         main(common + ["--anchor_src", str(tmp_path / "dev.en")])
+    # Anchor files that are not line-aligned: the error names the line.
+    (tmp_path / "short.fr").write_text("le chat voit le chien\n")
+    with pytest.raises(ValueError, match=r"dev\.en:2: line has no counterpart"):
+        main(
+            common
+            + ["--anchor_src", str(tmp_path / "dev.en")]
+            + ["--anchor_tgt", str(tmp_path / "short.fr")]
+        )
