@@ -1,8 +1,21 @@
-"""Fixtures shared by the SENSIA analysis tests: words, tokenizer, bitext."""
+"""Fixtures shared by the SENSIA analysis tests: words, tokenizer, bitext
+and tiny random Backpacks."""
 
 import pytest
+import torch
 
+from speechbrain_sense.backpack import BackpackConfig, BackpackLM
 from speechbrain_sense.backpack.tokenizer import BackpackTokenizer
+
+TINY_BACKPACK = {
+    "vocab_size": 60,
+    "n_positions": 32,
+    "n_embd": 16,
+    "n_layer": 1,
+    "n_head": 2,
+    "num_senses": 4,
+    "dropout": 0.0,
+}
 
 EN = "the a cat dog house tree sees takes big small".split()
 FR = "le un chat chien maison arbre voit prend grand petit".split()
@@ -30,3 +43,16 @@ def bitext_file(tmp_path):
     path = tmp_path / "fra.txt"
     path.write_text("".join(lines))
     return path
+
+
+@pytest.fixture
+def tiny_backpack():
+    """``tiny_backpack(seed=0, **config)``: a seeded random Backpack in
+    eval mode, :data:`TINY_BACKPACK` with ``config`` over it."""
+
+    def build(seed=0, **overrides):
+        torch.manual_seed(seed)
+        config = BackpackConfig(**{**TINY_BACKPACK, **overrides})
+        return BackpackLM(config).eval()
+
+    return build

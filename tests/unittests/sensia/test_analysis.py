@@ -6,7 +6,6 @@ import math
 import pytest
 import torch
 
-from speechbrain_sense.backpack import BackpackConfig, BackpackLM
 from speechbrain_sense.sensia.analysis import (
     ABLATIONS,
     analyze,
@@ -29,22 +28,6 @@ from speechbrain_sense.sensia.analysis import (
 # The words of conftest.py's tokenizer and bitext.
 EN = "the a cat dog house tree sees takes big small".split()
 FR = "le un chat chien maison arbre voit prend grand petit".split()
-
-TINY = {
-    "vocab_size": 60,
-    "n_positions": 32,
-    "n_embd": 16,
-    "n_layer": 1,
-    "n_head": 2,
-    "num_senses": 4,
-    "dropout": 0.0,
-}
-
-
-def tiny_model(seed=0, **overrides):
-    torch.manual_seed(seed)
-    return BackpackLM(BackpackConfig(**{**TINY, **overrides})).eval()
-
 
 # ----------------------------------------------------------------------
 # Spearman rho and local topology
@@ -245,8 +228,8 @@ def test_mix_senses_constructed_case():
         mix_senses(senses, alpha, "median")
 
 
-def test_full_mix_reproduces_the_model():
-    model = tiny_model()
+def test_full_mix_reproduces_the_model(tiny_backpack):
+    model = tiny_backpack()
     ids = torch.randint(0, 60, (2, 6))
     mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
     out = model(ids, attention_mask=mask, return_senses=True)
@@ -254,8 +237,8 @@ def test_full_mix_reproduces_the_model():
     torch.testing.assert_close(model.lm_head(hidden), out.logits)
 
 
-def test_ablation_is_a_no_op_with_one_sense():
-    model = tiny_model(num_senses=1)
+def test_ablation_is_a_no_op_with_one_sense(tiny_backpack):
+    model = tiny_backpack(num_senses=1)
     batches = [
         (torch.randint(0, 60, (3, 7)), torch.ones(3, 7, dtype=torch.long))
     ]
@@ -266,8 +249,8 @@ def test_ablation_is_a_no_op_with_one_sense():
     assert corpus_sense_entropy(model, batches) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_ablation_changes_cross_entropy():
-    model = tiny_model()
+def test_ablation_changes_cross_entropy(tiny_backpack):
+    model = tiny_backpack()
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.5)
@@ -311,8 +294,8 @@ def test_dice_lexicon_recovers_translations():
     assert all(d == 1.0 for _, _, d in lexicon)
 
 
-def test_word_senses_average_subword_tokens(tokenizer):
-    model = tiny_model()
+def test_word_senses_average_subword_tokens(tiny_backpack, tokenizer):
+    model = tiny_backpack()
     words = ["cat", "maison", "catmaison"]
     senses = word_senses(model, tokenizer, words)
     assert senses.shape == (3, 4, 16)
@@ -329,9 +312,9 @@ def test_sentence_batches(tokenizer):
     assert mask.sum() == ids.shape[1]
 
 
-def test_analyze_model_against_itself(tokenizer):
+def test_analyze_model_against_itself(tiny_backpack, tokenizer):
     # d = 8 < 16 anchor pairs: the rotation is determined (identity).
-    model = tiny_model(n_embd=8)
+    model = tiny_backpack(n_embd=8)
     lexicon = [(w, w) for w in EN + FR]
     out = analyze(
         model, model, tokenizer, lexicon, ["le chat voit le chien"] * 3
@@ -347,8 +330,8 @@ def test_analyze_model_against_itself(tokenizer):
     assert set(out["ablation"]) >= {"ce_full", "delta_top1", "delta_uniform"}
 
 
-def test_cli(tmp_path, tokenizer, bitext_file):
-    english, adapted = tiny_model(0), tiny_model(1)
+def test_cli(tiny_backpack, tmp_path, tokenizer, bitext_file):
+    english, adapted = tiny_backpack(0), tiny_backpack(1)
     english.save_pretrained(tmp_path / "en")
     adapted.save_pretrained(tmp_path / "fr")
     tokenizer.save_pretrained(tmp_path / "fr")

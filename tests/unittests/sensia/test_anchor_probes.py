@@ -7,7 +7,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from speechbrain_sense.backpack import BackpackConfig, BackpackLM
 from speechbrain_sense.sensia.analysis import analyze, anchor_sentences, main
 from speechbrain_sense.sensia.anchor_probes import (
     AnchorSentence,
@@ -20,20 +19,6 @@ from speechbrain_sense.sensia.anchor_probes import (
 EN = "the a cat dog house tree sees takes big small".split()
 FR = "le un chat chien maison arbre voit prend grand petit".split()
 LEXICON = list(zip(EN, FR))
-
-
-def tiny_model(seed=0, n_embd=16):
-    torch.manual_seed(seed)
-    config = BackpackConfig(
-        vocab_size=60,
-        n_positions=32,
-        n_embd=n_embd,
-        n_layer=1,
-        n_head=2,
-        num_senses=4,
-        dropout=0.0,
-    )
-    return BackpackLM(config).eval()
 
 
 # ----------------------------------------------------------------------
@@ -125,8 +110,8 @@ def test_anchor_scores_sum_over_the_word_positions():
     torch.testing.assert_close(english, torch.tensor([[w0, 1.0 - w0]]))
 
 
-def test_anchors_do_not_change_when_padded_in_a_batch(tokenizer):
-    model = tiny_model()
+def test_anchors_do_not_change_when_padded_in_a_batch(tiny_backpack, tokenizer):
+    model = tiny_backpack()
     short = ("the cat", "le chat")
     long = (
         "the big dog sees the small tree",
@@ -141,8 +126,8 @@ def test_anchors_do_not_change_when_padded_in_a_batch(tokenizer):
     assert len(e2) == 2 + 7
 
 
-def test_anchors_cap_and_bad_settings(tokenizer):
-    model = tiny_model()
+def test_anchors_cap_and_bad_settings(tiny_backpack, tokenizer):
+    model = tiny_backpack()
     aligned = anchor_sentences(
         [("the cat sees", "le chat voit")] * 4, LEXICON, tokenizer
     )
@@ -232,8 +217,8 @@ def test_critic_needs_four_anchors():
 # ----------------------------------------------------------------------
 
 
-def test_analyze_reports_the_authors_probes(tokenizer):
-    model = tiny_model()
+def test_analyze_reports_the_authors_probes(tiny_backpack, tokenizer):
+    model = tiny_backpack()
     identical = [(" ".join(EN[i : i + 3]),) * 2 for i in range(8)]
     lexicon = [(w, w) for w in EN]
     out = analyze(
@@ -264,8 +249,8 @@ def test_analyze_reports_the_authors_probes(tokenizer):
         )
 
 
-def test_cli_anchor_files(tmp_path, tokenizer, bitext_file):
-    model = tiny_model()
+def test_cli_anchor_files(tiny_backpack, tmp_path, tokenizer, bitext_file):
+    model = tiny_backpack()
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
     (tmp_path / "dev.en").write_text("the cat sees the dog\nbig tree\n")
