@@ -38,6 +38,10 @@ information on aligned word occurrences.
   of senses: "top1" gives all of it to the token's highest-weighted sense,
   "uniform" spreads it evenly over the K senses. The cross-entropy change
   on target text measures how much prediction relies on that choice.
+  The authors' own sense-collapse probe (top-1 by contribution norm, the
+  state over K, usage entropy, off-diagonal cosine) is
+  :mod:`speechbrain_sense.sensia.sense_collapse`, ``"sense_collapse"`` in
+  the output.
 
 Aligned word pairs come from the bitext itself (:func:`dice_lexicon`:
 mutual-best Dice association of words co-occurring in translation pairs),
@@ -77,6 +81,7 @@ from speechbrain_sense.sensia.anchor_probes import (
     procrustes_fit,
 )
 from speechbrain_sense.sensia.losses import sense_entropy, sense_mixture_pooling
+from speechbrain_sense.sensia.sense_collapse import sense_collapse
 
 __all__ = [
     "ABLATIONS",
@@ -815,6 +820,7 @@ def analyze(
     anchor_temperature=1.0,
     max_anchors=None,
     mi_steps=800,
+    collapse_top_k=1,
 ):
     """The five measurements of the module docstring, and the authors'.
 
@@ -852,13 +858,17 @@ def analyze(
         Most aligned occurrences used.
     mi_steps : int
         Updates of the mutual-information critic (the authors': 800).
+    collapse_top_k : int
+        Senses kept by the top-k mode of the authors' sense-collapse probe
+        (their default: 1).
 
     Returns
     -------
     dict
         ``"sense_entropy"``, ``"max_entropy"`` (log K),
         ``"local_topology"`` (the paper's), ``"sense_similarity_correlation"``
-        (ours), ``"global_structure"`` (ours), ``"ablation"``,
+        (ours), ``"global_structure"`` (ours), ``"ablation"`` (ours),
+        ``"sense_collapse"`` (the authors'),
         ``"lexicon_pairs"``, ``"sentences"``; with ``anchor_pairs`` also
         ``"procrustes"`` and ``"mutual_information"`` (the authors').
     """
@@ -884,6 +894,7 @@ def analyze(
         "sense_similarity_correlation": correlation,
         "global_structure": structure,
         "ablation": sense_mixture_ablation(model, batches),
+        "sense_collapse": sense_collapse(model, batches, collapse_top_k),
         "lexicon_pairs": len(lexicon),
         "sentences": len(sentences),
     }
@@ -968,6 +979,13 @@ def main(argv=None):
     parser.add_argument("--max_anchors", type=int)
     parser.add_argument("--mi_steps", type=int, default=800)
     parser.add_argument(
+        "--collapse_top_k",
+        type=int,
+        default=1,
+        help="senses kept by the top-k mode of the authors' sense-collapse "
+        "probe (run on the --eval_text sentences, e.g. FLORES-200 devtest)",
+    )
+    parser.add_argument(
         "--skip_anchor_probes",
         action="store_true",
         help="leave out the authors' Procrustes and mutual information",
@@ -1015,6 +1033,7 @@ def main(argv=None):
         anchor_temperature=args.anchor_temperature,
         max_anchors=args.max_anchors,
         mi_steps=args.mi_steps,
+        collapse_top_k=args.collapse_top_k,
     )
     text = json.dumps(result, indent=1)
     if args.output:

@@ -224,6 +224,9 @@ def test_sensia_recipes(pretrained, data_folder, tmp_path, hparams):
     assert -1 <= analysis["procrustes"]["procrustes_cos"] <= 1
     assert analysis["mutual_information"]["steps"] == 800
     assert not math.isnan(analysis["mutual_information"]["delta_mi"])
+    collapse = analysis["sense_collapse"]
+    assert collapse["top_k"] == 1
+    assert 0 <= collapse["usage_entropy"] <= collapse["max_entropy"]
     table = subprocess.run(
         [sys.executable, str(RECIPES / "SENSIA" / "summarize.py"), tmp_path],
         capture_output=True,
@@ -235,6 +238,7 @@ def test_sensia_recipes(pretrained, data_folder, tmp_path, hparams):
     procrustes = analysis["procrustes"]
     assert f"| {procrustes['procrustes_cos']:.3f} / " in row
     assert f"| {analysis['mutual_information']['delta_mi']:.3f} |" in row
+    assert row.endswith(f", {collapse['offdiag_cosine']:.3f} |")
     adapted = BackpackLM.from_pretrained(tmp_path / "backpack_fr")
     assert adapted.config.n_embd == 16
 

@@ -7,8 +7,9 @@ Prints the comparison table of the README (R@1 both directions with each
 run's headline view, target-language perplexity, sense entropy, the
 paper's local topology rho, our sense-similarity correlation, our
 Procrustes cosine on anchors and held out, the authors' Procrustes cosine
-and MSE and their mutual-information gap, sense-mixture ablations) and a second table
-with R@1 of every sentence view.
+and MSE and their mutual-information gap, our sense-mixture ablation, the
+authors' sense collapse) and a second table with R@1 of every sentence
+view.
 
 Authors
  * speechbrain-sense developers 2026
@@ -35,8 +36,9 @@ def main_table(runs):
         "| view | fr ppl | sense entropy | local topology ρ "
         "| sense-sim. corr. (ours) | Procrustes cos (anchors / held-out) "
         "| authors' Procrustes cos / MSE | ΔMI "
-        "| ΔCE top-1 / uniform |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ΔCE top-1 / uniform (ours) "
+        "| authors' collapse ΔCE top-k / uniform, off-diag. cos |",
+        "|---" * 16 + "|",
     ]
     for run in runs:
         test = run["test"]
@@ -49,6 +51,9 @@ def main_table(runs):
         ablation = analysis.get("ablation", {})
         procrustes = analysis.get("procrustes", {})
         information = analysis.get("mutual_information", {})
+        collapse = analysis.get("sense_collapse", {})
+        cosine = collapse.get("offdiag_cosine")  # None with one sense
+        cosine = float("nan") if cosine is None else cosine
         init = "English" if run["init_from_pretrained"] else "random"
         lines.append(
             f"| {run['experiment']} | {init} | {run['train_pairs']} "
@@ -65,7 +70,10 @@ def main_table(runs):
             f"{procrustes.get('procrustes_mse', float('nan')):.4f} "
             f"| {information.get('delta_mi', float('nan')):.3f} "
             f"| {ablation.get('delta_top1', float('nan')):+.3f} / "
-            f"{ablation.get('delta_uniform', float('nan')):+.3f} |"
+            f"{ablation.get('delta_uniform', float('nan')):+.3f} "
+            f"| {collapse.get('delta_top_k', float('nan')):+.3f} / "
+            f"{collapse.get('delta_uniform', float('nan')):+.3f}, "
+            f"{cosine:.3f} |"
         )
     return "\n".join(lines)
 
