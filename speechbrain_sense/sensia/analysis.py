@@ -872,6 +872,10 @@ def analyze(
         ``"lexicon_pairs"``, ``"sentences"``; with ``anchor_pairs`` also
         ``"procrustes"`` and ``"mutual_information"`` (the authors').
     """
+    K = model.config.num_senses
+    if not 1 <= collapse_top_k <= K:
+        # Before the probes run, not after.
+        raise ValueError(f"collapse_top_k={collapse_top_k}: must be 1 to K={K}")
     batches = sentence_batches(tokenizer, sentences, batch_size, max_length)
     src_words = [item[0] for item in lexicon]
     tgt_words = [item[1] for item in lexicon]

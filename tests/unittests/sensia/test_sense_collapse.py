@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from speechbrain_sense.backpack.language_modeling import next_token_nll
+from speechbrain_sense.sensia.analysis import analyze
 from speechbrain_sense.sensia.sense_collapse import (
     collapsed_hidden,
     contribution_usage,
@@ -118,3 +119,16 @@ def test_one_sense_cannot_collapse(tiny_backpack):
 def test_no_batches_is_an_error(tiny_backpack):
     with pytest.raises(ValueError, match="empty"):
         sense_collapse(tiny_backpack(), [])
+
+
+def test_analyze_refuses_a_top_k_beyond_the_senses(tiny_backpack, tokenizer):
+    model = tiny_backpack()
+    with pytest.raises(ValueError, match="collapse_top_k=5: must be 1 to K=4"):
+        analyze(
+            model,
+            model,
+            tokenizer,
+            [("cat", "chat")],
+            ["le chat"],
+            collapse_top_k=5,
+        )
