@@ -74,6 +74,7 @@ __all__ = [
     "XCOPA_CONNECTORS",
     "BenchmarkFormatError",
     "MultipleChoiceItem",
+    "authors_flores_perplexity",
     "bits_per_byte",
     "continuation_log_likelihoods",
     "evaluate_all",
@@ -139,7 +140,8 @@ _FLORES_SPLITS = ("dev", "devtest")
 #: authors' run_eval.py (github.com/jcblaisecruz02/sensia): XCOPA and
 #: XStoryCloze as "context\nchoice" (no connector, choices as written),
 #: Belebele as "passage\n\nQ: question\nA: answer", and no [bos] (GPT-2's
-#: tokenizer adds none), scored by the summed log-likelihood (``acc``).
+#: tokenizer adds none), scored by the summed log-likelihood (``acc``);
+#: FLORES by their run_flores_ppl.py (:func:`authors_flores_perplexity`).
 PROMPTS = ("harness", "authors")
 
 
@@ -957,6 +959,107 @@ def flores_perplexity(
     }
 
 
+def authors_flores_perplexity(
+    model,
+    tokenizer,
+    sentences,
+    group_size=64,
+    max_length=256,
+    batch_size=16,
+    device=None,
+    progress=False,
+):
+    """FLORES perplexity as the SENSIA authors' ``run_flores_ppl.py`` gives it.
+
+    Their script tokenises each sentence with no ``[bos]`` and no
+    ``[eos]``, keeps its first ``max_length`` tokens and predicts tokens 2
+    to n. Sentences are taken in order, ``group_size`` at a time (their
+    ``--batch_size``, 64 in their README), and each group's mean NLL per
+    predicted token is weighted by the group's tokens *including* the
+    unpredicted first ones: ``exp(sum_g mean_g n_g / sum_g n_g)``. That
+    weighted mean of group means moves with the group size when groups
+    differ, so ``perplexity_exact`` (the plain per-token figure over the
+    same predicted tokens) is returned beside it. Against
+    :func:`flores_perplexity`, the tokens differ too: no ``[bos]`` given,
+    no ``[eos]`` predicted, long sentences cut.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        Causal LM, see :func:`continuation_log_likelihoods`.
+    tokenizer : BackpackTokenizer
+        Or anything with ``encode(text)`` and ``pad_id``.
+    sentences : list of str
+        E.g. from :func:`load_flores`, in the release's order.
+    group_size : int
+        Sentences per group of the authors' estimate.
+    max_length : int
+        Tokens kept per sentence (their ``--max_length``, 256).
+    batch_size : int
+        Sequences per forward pass (does not change the figures).
+    device : str or torch.device, optional
+        Where to run; default the model's device.
+    progress : bool
+        Show a tqdm bar.
+
+    Returns
+    -------
+    dict
+        ``perplexity`` (the authors' figure), ``perplexity_exact``,
+        ``nll_per_token`` (exact, nats), ``tokens`` (predicted),
+        ``group_size`` and ``sentences``.
+    """
+    if not sentences:
+        raise ValueError("no sentences to score")
+    if group_size < 1 or max_length < 2:
+        raise ValueError(
+            f"group_size={group_size} must be >= 1, max_length={max_length} "
+            ">= 2"
+        )
+    encoded = [tokenizer.encode(s)[:max_length] for s in sentences]
+    empty = [i for i, ids in enumerate(encoded) if not ids]
+    if empty:
+        raise ValueError(f"sentence {empty[0]} encodes to no token")
+    # A one-token sentence predicts nothing but still counts as a token in
+    # the authors' weights.
+    scored = [i for i, ids in enumerate(encoded) if len(ids) > 1]
+    scores = continuation_log_likelihoods(
+        model,
+        [(encoded[i][:1], encoded[i][1:]) for i in scored],
+        tokenizer.pad_id,
+        max_length,
+        batch_size,
+        device,
+        progress,
+    )
+    nll = [0.0] * len(encoded)
+    for i, score in zip(scored, scores):
+        nll[i] = -score
+    weighted, weights, total_nll, predicted = 0.0, 0, 0.0, 0
+    for start in range(0, len(encoded), group_size):
+        group = range(start, min(start + group_size, len(encoded)))
+        group_nll = math.fsum(nll[i] for i in group)
+        group_predicted = sum(len(encoded[i]) - 1 for i in group)
+        if group_predicted == 0:
+            raise ValueError(
+                f"sentences {group.start}-{group.stop - 1} have one token "
+                "each: the authors' estimate of that group is undefined"
+            )
+        n_tokens = sum(len(encoded[i]) for i in group)
+        weighted += group_nll / group_predicted * n_tokens
+        weights += n_tokens
+        total_nll += group_nll
+        predicted += group_predicted
+    return {
+        "perplexity": math.exp(weighted / weights),
+        "perplexity_exact": perplexity(total_nll, predicted),
+        "nll_per_token": total_nll / predicted,
+        "tokens": predicted,
+        "group_size": group_size,
+        "sentences": len(sentences),
+    }
+
+
 def _score_items(
     model, tokenizer, items, batch_size, max_length, device, add_bos, progress
 ):
@@ -1131,7 +1234,17 @@ def evaluate_all(
     }
     results = {}
     for key, (benchmark, data) in tasks.items():
-        if benchmark == "flores":
+        if benchmark == "flores" and prompts == "authors":
+            results[key] = authors_flores_perplexity(
+                model,
+                tokenizer,
+                data,
+                max_length=max_length or 256,  # their --max_length
+                batch_size=batch_size,
+                device=device,
+                progress=progress,
+            )
+        elif benchmark == "flores":
             results[key] = flores_perplexity(model, tokenizer, data, **options)
         else:
             results[key] = evaluate_multiple_choice(
@@ -1242,7 +1355,8 @@ def _parser():
         default="harness",
         help="prompt formats: lm-evaluation-harness's, or the SENSIA "
         "authors' run_eval.py (context and choice on two lines, no [bos]; "
-        "compare its numbers with acc) (default: harness)",
+        "compare its numbers with acc) and run_flores_ppl.py (FLORES: "
+        "first token given, no [eos], 256 tokens) (default: harness)",
     )
     parser.add_argument(
         "--json",
@@ -1305,7 +1419,9 @@ def format_results(results):
         blocks.append(_table([(*header, "truncated"), *choice_rows]))
     text_rows = [
         (key, str(r["sentences"]), str(r["tokens"]))
-        + (f"{r['perplexity']:.2f}", f"{r['bits_per_byte']:.4f}")
+        + (f"{r['perplexity']:.2f}",)
+        # The authors' estimate has no bits per byte: first tokens unscored.
+        + (f"{r['bits_per_byte']:.4f}" if "bits_per_byte" in r else "-",)
         for key, r in results.items()
         if "perplexity" in r
     ]

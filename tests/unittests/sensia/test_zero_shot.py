@@ -21,6 +21,7 @@ from speechbrain_sense.backpack.tokenizer import BackpackTokenizer
 from speechbrain_sense.sensia.zero_shot import (
     BenchmarkFormatError,
     MultipleChoiceItem,
+    authors_flores_perplexity,
     continuation_log_likelihoods,
     evaluate_all,
     evaluate_multiple_choice,
@@ -525,6 +526,66 @@ def test_perplexity_is_exp_mean_nll_by_hand(tokenizer):
     )
 
 
+def test_authors_flores_estimate_by_hand(tokenizer):
+    # run_flores_ppl.py: no [bos]/[eos], first token given, each group's
+    # mean NLL per predicted token weighted by all of the group's tokens.
+    model = tiny_model(seed=4)
+    sentences = TEXTS[:3]
+    ids = [tokenizer.encode(s) for s in sentences]
+    nll = [-hand_log_likelihood(model, x[:1], x[1:]) for x in ids]
+    groups = [(0, 1), (2,)]  # group_size 2 over three sentences
+    means = [
+        sum(nll[i] for i in g) / sum(len(ids[i]) - 1 for i in g) for g in groups
+    ]
+    sizes = [sum(len(ids[i]) for i in g) for g in groups]
+    want = math.exp(sum(m * n for m, n in zip(means, sizes)) / sum(sizes))
+    predicted = sum(len(x) - 1 for x in ids)
+    for batch_size in (1, 3):  # forward batching does not matter
+        result = authors_flores_perplexity(
+            model, tokenizer, sentences, group_size=2, batch_size=batch_size
+        )
+        assert result["perplexity"] == pytest.approx(want, rel=1e-5)
+        assert result["tokens"] == predicted
+        assert result["perplexity_exact"] == pytest.approx(
+            math.exp(sum(nll) / predicted), rel=1e-5
+        )
+    # One group: the authors' figure is the exact one.
+    whole = authors_flores_perplexity(model, tokenizer, sentences)
+    assert whole["perplexity"] == pytest.approx(whole["perplexity_exact"])
+
+
+def test_authors_flores_weights_groups_by_all_their_tokens():
+    # "aaaa" is cheap, "bcdefghij" dear; one sentence a group, weights 4
+    # and 9 (first tokens counted) where the exact figure uses 3 and 8.
+    model, tok = preferring({ord("a"): 6.0}), CharTokenizer()
+    sentences = ["aaaa", "bcdefghij"]
+    log_z = math.log(258 + math.exp(6.0))
+    nll = [3 * (log_z - 6.0), 8 * log_z]
+    result = authors_flores_perplexity(model, tok, sentences, group_size=1)
+    want = math.exp((4 * nll[0] / 3 + 9 * nll[1] / 8) / 13)
+    assert result["perplexity"] == pytest.approx(want, rel=1e-6)
+    exact = math.exp(sum(nll) / 11)
+    assert result["perplexity_exact"] == pytest.approx(exact, rel=1e-6)
+    assert result["perplexity"] < 0.9 * exact
+
+
+def test_authors_flores_truncates_and_refuses_undefined_groups():
+    tok = CharTokenizer()
+    # Uniform model: every predicted token costs log 259; "hello world" is
+    # cut to 4 tokens, 3 predicted, and "abc" gives 2.
+    result = authors_flores_perplexity(
+        preferring({}), tok, ["abc", "hello world"], max_length=4
+    )
+    assert result["tokens"] == 2 + 3
+    assert result["perplexity"] == pytest.approx(259, rel=1e-5)
+    with pytest.raises(ValueError, match="sentences 0-1 have one token"):
+        authors_flores_perplexity(preferring({}), tok, ["a", "b"])
+    with pytest.raises(ValueError, match="sentence 1 encodes to no token"):
+        authors_flores_perplexity(preferring({}), tok, ["ab", ""])
+    with pytest.raises(ValueError, match="group_size=0"):
+        authors_flores_perplexity(preferring({}), tok, ["ab"], group_size=0)
+
+
 def test_bits_per_byte_known_answer():
     # Uniform over 256 byte values plus 3 specials, one token per ASCII
     # byte and one [eos] per line break: log2(259) bits per byte.
@@ -751,3 +812,17 @@ def test_authors_prompts_score_without_bos_after_a_line_break(
         got = score_choices(model, tokenizer, [item], add_bos=False)[0]
         assert got == pytest.approx(scores, abs=1e-5)
     assert results["xcopa:it"]["acc"] == hits / len(items)
+
+
+def test_authors_prompts_give_the_authors_flores_figure(
+    tokenizer, benchmark_files
+):
+    model = tiny_model(seed=3)
+    flores = benchmark_files["flores"]
+    results = evaluate_all(model, tokenizer, flores=flores, prompts="authors")
+    sentences = load_flores(flores)
+    want = authors_flores_perplexity(model, tokenizer, sentences)
+    (got,) = results.values()
+    assert got == pytest.approx(want)
+    row = format_results(results).splitlines()[-1].split()
+    assert row[-2:] == [f"{want['perplexity']:.2f}", "-"]
