@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from speechbrain_sense.backpack.language_modeling import next_token_nll
+from speechbrain_sense.sensia.losses import sense_entropy
 
 __all__ = [
     "COLLAPSE_MODES",
@@ -153,10 +154,9 @@ def contribution_usage(contributions):
 
 
 def _real(mask, like):
-    """The real-token mask as floats, all ones when none is given."""
-    if mask is None:
-        return torch.ones(like.shape[0], like.shape[-1])
-    return mask.to(like.dtype)
+    """The ``[B, T]`` real-token mask as floats like ``like`` (``[B, T]``),
+    all ones when none is given."""
+    return torch.ones_like(like) if mask is None else mask.to(like.dtype)
 
 
 def mean_offdiagonal_cosine(senses, mask=None):
@@ -224,13 +224,16 @@ def sense_collapse(model, batches, top_k=1):
         out = model(ids, attention_mask=mask, return_senses=True)
         contributions = sense_contributions(out.senses, out.contextualization)
         for mode in COLLAPSE_MODES:
-            hidden = collapsed_hidden(contributions, mode, top_k)
-            total, n = next_token_nll(model.lm_head(hidden), ids, mask)
+            if mode == "full":  # the model's own logits: no second LM head
+                logits = out.logits
+            else:
+                hidden = collapsed_hidden(contributions, mode, top_k)
+                logits = model.lm_head(hidden)
+            total, n = next_token_nll(logits, ids, mask)
             totals[mode] += total
         predicted += n
-        usage = contribution_usage(contributions).clamp_min(1e-12)
-        real = _real(mask, usage[:, 0])
-        per_token = -(usage * usage.log()).sum(dim=1)  # [B, T]
+        per_token = sense_entropy(contribution_usage(contributions))  # [B, T]
+        real = _real(mask, per_token)
         entropy += float((per_token * real).sum())
         real_tokens += float(real.sum())
         if K > 1:
